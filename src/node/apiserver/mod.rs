@@ -1,5 +1,31 @@
 //! kube-apiserver: the Kubernetes API over TLS with client certificates, stored in etcd.
 
+pub mod auth;
+pub mod discovery;
+pub mod etcd;
+pub mod handlers;
+pub mod patch;
+pub mod resources;
+pub mod routes;
+pub mod selectors;
+pub mod status;
+pub mod storage;
+pub mod table;
+pub mod tls;
+pub mod validation;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+use handlers::State;
+use storage::Store;
+
 /// Command-line flags, named like upstream kube-apiserver's.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "kube-apiserver", about = "Kindling's Kubernetes API server")]
@@ -30,8 +56,189 @@ pub struct Args {
     pub advertise_address: Option<std::net::IpAddr>,
 }
 
+/// Namespaces every cluster starts with, as kubeadm's do.
+pub const SYSTEM_NAMESPACES: &[&str] = &[
+    "default",
+    "kube-system",
+    "kube-public",
+    crate::consts::NODE_LEASE_NAMESPACE,
+];
+
 /// Serve until the process is stopped.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let _ = args;
-    anyhow::bail!("kube-apiserver is not built yet")
+    let (tls_config, client_auth) = tls::server_config(
+        &args.tls_cert_file,
+        &args.tls_private_key_file,
+        &args.client_ca_file,
+    )
+    .context("could not set up TLS for the API server")?;
+    let service_ip = first_service_ip(&args.service_cluster_ip_range).with_context(|| {
+        format!(
+            "--service-cluster-ip-range {} is not an IPv4 CIDR",
+            args.service_cluster_ip_range
+        )
+    })?;
+    let advertise = args.advertise_address.unwrap_or(match args.bind_address {
+        ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ip => ip,
+    });
+    let state = Arc::new(State {
+        store: Store::new(etcd::Etcd::new(&args.etcd_servers)),
+        server_address: SocketAddr::new(advertise, args.secure_port).to_string(),
+        bootstrapped: Default::default(),
+    });
+    let addr = SocketAddr::new(args.bind_address, args.secure_port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}; is another API server running?"))?;
+    eprintln!(
+        "kube-apiserver listening on https://{addr}, etcd at {}",
+        args.etcd_servers
+    );
+    // Bootstrap runs beside serving: the API server may start before etcd, and /readyz says
+    // when both are there.
+    tokio::spawn(bootstrap(
+        state.clone(),
+        service_ip,
+        args.advertise_address,
+        args.secure_port,
+    ));
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls_config);
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (acceptor, client_auth, state) = (acceptor.clone(), client_auth.clone(), state.clone());
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .filter(|chain| client_auth.verify(chain))
+                .and_then(|chain| crate::cluster::pki::subject_of(&chain[0]).ok())
+                .map(|(name, groups)| auth::User { name, groups });
+            let service = hyper::service::service_fn(move |req| {
+                let (state, user) = (state.clone(), user.clone());
+                async move {
+                    Ok::<_, std::convert::Infallible>(handlers::handle(state, req, user).await)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+/// The first usable address of an IPv4 CIDR (`10.96.0.0/16` → `10.96.0.1`), the
+/// `kubernetes` Service's ClusterIP.
+pub fn first_service_ip(cidr: &str) -> Option<Ipv4Addr> {
+    let (net, bits) = cidr.split_once('/')?;
+    let net: Ipv4Addr = net.parse().ok()?;
+    let bits: u32 = bits.parse().ok().filter(|b| *b <= 30)?;
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
+    Some(Ipv4Addr::from((u32::from(net) & mask) + 1))
+}
+
+/// Create what every cluster has: the system namespaces and the `kubernetes` Service,
+/// retrying until etcd answers. Existing objects are left alone.
+async fn bootstrap(state: Arc<State>, service_ip: Ipv4Addr, advertise: Option<IpAddr>, port: u16) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match ensure_defaults(&state.store, service_ip, advertise, port).await {
+            Ok(()) => {
+                state.bootstrapped.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                eprintln!("waiting for etcd: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn ensure(
+    store: &Store,
+    group: &str,
+    plural: &str,
+    ns: Option<&str>,
+    name: &str,
+    obj: serde_json::Value,
+) -> Result<(), storage::Error> {
+    let rt = resources::find(group, "v1", plural).expect("bootstrap types are registered");
+    let mut obj = obj;
+    obj["kind"] = json!(rt.kind);
+    obj["apiVersion"] = json!(rt.group_version());
+    obj["metadata"]["name"] = json!(name);
+    if let Some(ns) = ns {
+        obj["metadata"]["namespace"] = json!(ns);
+    }
+    obj["metadata"]["uid"] = json!(uuid::Uuid::new_v4().to_string());
+    obj["metadata"]["creationTimestamp"] = json!(handlers::now_rfc3339());
+    match store.create(rt, ns, name, obj).await {
+        Ok(_) | Err(storage::Error::AlreadyExists) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn ensure_defaults(
+    store: &Store,
+    service_ip: Ipv4Addr,
+    advertise: Option<IpAddr>,
+    port: u16,
+) -> Result<(), storage::Error> {
+    for ns in SYSTEM_NAMESPACES {
+        ensure(store, "", "namespaces", None, ns, json!({"metadata": {}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})).await?;
+    }
+    let labels = json!({"component": "apiserver", "provider": "kubernetes"});
+    ensure(store, "", "services", Some("default"), "kubernetes", json!({
+        "metadata": {"labels": labels},
+        "spec": {"type": "ClusterIP", "clusterIP": service_ip.to_string(), "clusterIPs": [service_ip.to_string()],
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+                 "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack"},
+        "status": {"loadBalancer": {}},
+    })).await?;
+    if let Some(ip) = advertise {
+        ensure(store, "", "endpoints", Some("default"), "kubernetes", json!({
+            "metadata": {"labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        })).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_service_takes_the_first_address_of_the_range() {
+        assert_eq!(
+            first_service_ip("10.96.0.0/16"),
+            Some(Ipv4Addr::new(10, 96, 0, 1))
+        );
+        assert_eq!(
+            first_service_ip("10.96.5.7/12"),
+            Some(Ipv4Addr::new(10, 96, 0, 1))
+        );
+        assert_eq!(first_service_ip("nonsense"), None);
+    }
 }

@@ -1,0 +1,339 @@
+//! Objects in etcd: JSON under `/registry/<resource>/[<namespace>/]<name>`, with resourceVersion
+//! taken from etcd's mod revision on the way out and never stored.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use futures::{Stream, StreamExt};
+use serde_json::{Value, json};
+
+use super::etcd::{self, Etcd, Kv, TxnOutcome, WatchItem};
+use super::resources::ResourceType;
+use super::status::ApiError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Etcd(#[from] etcd::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("the object has been modified")]
+    Conflict,
+    #[error("stored object at {key} is not valid JSON: {message}")]
+    Corrupt { key: String, message: String },
+    #[error("{0}")]
+    Rejected(ApiError),
+    #[error("the continue token is not valid")]
+    BadContinue,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A list answer: objects, the revision it was read at, and where the next page starts.
+pub struct ListPage {
+    pub items: Vec<Value>,
+    pub revision: i64,
+    pub continue_token: Option<String>,
+}
+
+/// One watch event as the API sends it.
+#[derive(Debug, Clone)]
+pub enum WatchOut {
+    Event {
+        kind: &'static str,
+        object: Value,
+        revision: i64,
+    },
+    Progress(i64),
+    Error(ApiError),
+}
+
+/// Which objects a list or watch keeps.
+pub type Filter = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Store {
+    pub etcd: Etcd,
+}
+
+fn decode(kv: &Kv) -> Result<Value> {
+    let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| Error::Corrupt {
+        key: kv.key.clone(),
+        message: e.to_string(),
+    })?;
+    if !v["metadata"].is_object() {
+        v["metadata"] = json!({});
+    }
+    v["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+    Ok(v)
+}
+
+fn encode(obj: &Value) -> Vec<u8> {
+    let mut o = obj.clone();
+    if let Some(m) = o["metadata"].as_object_mut() {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&o).unwrap_or_default()
+}
+
+/// The resourceVersion a client sent, if any ("" means none).
+pub fn sent_revision(obj: &Value) -> Option<i64> {
+    obj["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap_or(-1))
+}
+
+impl Store {
+    pub fn new(etcd: Etcd) -> Self {
+        Store { etcd }
+    }
+
+    pub async fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value> {
+        let kv = self
+            .etcd
+            .get(&rt.key(ns, name))
+            .await?
+            .ok_or(Error::NotFound)?;
+        decode(&kv)
+    }
+
+    /// Store a new object; its resourceVersion is set from the write's revision.
+    pub async fn create(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        obj: Value,
+    ) -> Result<Value> {
+        match self
+            .etcd
+            .put_if(&rt.key(ns, name), &encode(&obj), "CREATE", 0)
+            .await?
+        {
+            TxnOutcome::Written(rev) => {
+                let mut out = obj;
+                out["metadata"]["resourceVersion"] = json!(rev.to_string());
+                Ok(out)
+            }
+            TxnOutcome::Failed(_) => Err(Error::AlreadyExists),
+        }
+    }
+
+    /// Read-modify-write with optimistic concurrency, retried while others write in between.
+    /// `change` gets the current object and returns the new one; if the new one names a
+    /// resourceVersion other than the current one the client raced someone: Conflict.
+    pub async fn update<F>(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        mut change: F,
+    ) -> Result<Value>
+    where
+        F: FnMut(Value) -> std::result::Result<Value, ApiError>,
+    {
+        let key = rt.key(ns, name);
+        let mut current = self.etcd.get(&key).await?.ok_or(Error::NotFound)?;
+        loop {
+            let obj = decode(&current)?;
+            let new = change(obj).map_err(Error::Rejected)?;
+            if let Some(rv) = sent_revision(&new) {
+                if rv != current.mod_revision {
+                    return Err(Error::Conflict);
+                }
+            }
+            match self
+                .etcd
+                .put_if(&key, &encode(&new), "MOD", current.mod_revision)
+                .await?
+            {
+                TxnOutcome::Written(rev) => {
+                    let mut out = new;
+                    out["metadata"]["resourceVersion"] = json!(rev.to_string());
+                    return Ok(out);
+                }
+                TxnOutcome::Failed(Some(kv)) => current = kv,
+                TxnOutcome::Failed(None) => return Err(Error::NotFound),
+            }
+        }
+    }
+
+    /// Remove an object and return it as it was.
+    pub async fn delete(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        precondition_rv: Option<i64>,
+    ) -> Result<Value> {
+        let key = rt.key(ns, name);
+        let mut current = self.etcd.get(&key).await?.ok_or(Error::NotFound)?;
+        loop {
+            if precondition_rv.is_some_and(|rv| rv != current.mod_revision) {
+                return Err(Error::Conflict);
+            }
+            match self.etcd.delete_if(&key, current.mod_revision).await? {
+                TxnOutcome::Written(_) => return decode(&current),
+                TxnOutcome::Failed(Some(kv)) => current = kv,
+                TxnOutcome::Failed(None) => return Err(Error::NotFound),
+            }
+        }
+    }
+
+    /// One page of objects matching `filter`. `limit` 0 means everything.
+    pub async fn list(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        filter: &Filter,
+        limit: usize,
+        continue_token: Option<&str>,
+    ) -> Result<ListPage> {
+        let prefix = rt.prefix(ns);
+        let (start, at) = match continue_token.filter(|c| !c.is_empty()) {
+            Some(c) => {
+                let (rv, start) = decode_continue(c).ok_or(Error::BadContinue)?;
+                (format!("{prefix}{start}"), rv)
+            }
+            None => (prefix.clone(), 0),
+        };
+        let (kvs, header_rev) = self
+            .etcd
+            .range(&start, &etcd::prefix_end(&prefix), at)
+            .await?;
+        let revision = if at > 0 { at } else { header_rev };
+        let mut items = Vec::new();
+        let mut next = None;
+        for kv in &kvs {
+            let obj = decode(kv)?;
+            if !filter(&obj) {
+                continue;
+            }
+            if limit > 0 && items.len() == limit {
+                // Upstream's token: the revision and the key to resume after, relative to the prefix.
+                next = Some(encode_continue(revision, &kv.key[prefix.len()..]));
+                break;
+            }
+            items.push(obj);
+        }
+        Ok(ListPage {
+            items,
+            revision,
+            continue_token: next,
+        })
+    }
+
+    /// Events after revision `from` for objects under the type's prefix, filtered the way
+    /// upstream's watch cache does: an object leaving the filter is DELETED, entering is ADDED.
+    pub async fn watch(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        from: i64,
+        filter: Filter,
+    ) -> Result<impl Stream<Item = WatchOut> + Send + 'static + use<>> {
+        let stream = match self.etcd.watch(&rt.prefix(ns), from + 1).await {
+            Ok(s) => s,
+            Err(etcd::Error::Compacted(c)) => return Err(etcd::Error::Compacted(c).into()),
+            Err(e) => return Err(e.into()),
+        };
+        let out = stream.flat_map(move |item| {
+            let filter = filter.clone();
+            let outs: Vec<WatchOut> = match item {
+                Err(etcd::Error::Compacted(c)) => vec![WatchOut::Error(ApiError::gone(format!(
+                    "too old resource version: {from} ({c})"
+                )))],
+                Err(e) => vec![WatchOut::Error(ApiError::internal(e))],
+                Ok(WatchItem::Progress(rev)) => vec![WatchOut::Progress(rev)],
+                Ok(WatchItem::Events(events)) => events
+                    .into_iter()
+                    .filter_map(|ev| to_watch_out(ev, &filter))
+                    .collect(),
+            };
+            futures::stream::iter(outs)
+        });
+        Ok(out)
+    }
+}
+
+fn to_watch_out(ev: etcd::WatchEvent, filter: &Filter) -> Option<WatchOut> {
+    let revision = ev.kv.mod_revision;
+    let prev = ev.prev.as_ref().and_then(|p| decode(p).ok());
+    let prev_in = prev.as_ref().is_some_and(|p| filter(p));
+    if ev.deleted {
+        let mut obj = prev?;
+        // A deleted object's last resourceVersion is the deletion's revision, as upstream.
+        obj["metadata"]["resourceVersion"] = json!(revision.to_string());
+        return prev_in.then_some(WatchOut::Event {
+            kind: "DELETED",
+            object: obj,
+            revision,
+        });
+    }
+    let obj = decode(&ev.kv).ok()?;
+    let now_in = filter(&obj);
+    let kind = match (prev.is_some() && prev_in, now_in) {
+        (true, true) => "MODIFIED",
+        (false, true) => "ADDED",
+        (true, false) => "DELETED",
+        (false, false) => return None,
+    };
+    Some(WatchOut::Event {
+        kind,
+        object: obj,
+        revision,
+    })
+}
+
+fn encode_continue(rv: i64, start: &str) -> String {
+    // `start` is the first key not returned, so the next page begins exactly there.
+    B64.encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
+}
+
+fn decode_continue(token: &str) -> Option<(i64, String)> {
+    let bytes = B64.decode(token).ok()?;
+    let v: Value = serde_json::from_slice(&bytes).ok()?;
+    Some((v["rv"].as_i64()?, v["start"].as_str()?.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let t = encode_continue(42, "default/b");
+        assert_eq!(decode_continue(&t), Some((42, "default/b".to_string())));
+        assert_eq!(decode_continue("not base64!"), None);
+    }
+
+    #[test]
+    fn resource_version_is_never_stored() {
+        let bytes = encode(&json!({"metadata": {"name": "a", "resourceVersion": "7"}}));
+        assert_eq!(bytes, br#"{"metadata":{"name":"a"}}"#);
+    }
+
+    #[test]
+    fn an_object_leaving_the_selector_is_reported_deleted() {
+        let kv = |v: &str, rev| Kv {
+            key: "/registry/pods/d/a".into(),
+            value: v.as_bytes().to_vec(),
+            create_revision: 2,
+            mod_revision: rev,
+        };
+        let ev = etcd::WatchEvent {
+            deleted: false,
+            kv: kv(r#"{"metadata":{"labels":{"app":"x"}}}"#, 5),
+            prev: Some(kv(r#"{"metadata":{"labels":{"app":"web"}}}"#, 4)),
+        };
+        let filter: Filter = Arc::new(|o: &Value| o["metadata"]["labels"]["app"] == "web");
+        let Some(WatchOut::Event { kind, .. }) = to_watch_out(ev, &filter) else {
+            panic!("expected an event")
+        };
+        assert_eq!(kind, "DELETED");
+    }
+}
