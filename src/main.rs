@@ -1,5 +1,7 @@
 //! The `kindling` multi-call binary: the CLI on the host, a node component under its real name.
 
+mod cli;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -8,16 +10,24 @@ fn main() -> std::process::ExitCode {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .expect("tokio runtime");
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Inside a node the binary is linked under each component's name (see node-image/).
     let result = match name.as_str() {
         "kube-apiserver" => rt.block_on(kindling::node::apiserver::run(
             kindling::node::apiserver::Args::parse(),
         )),
-        _ => Ok(()),
+        "kubelet" => rt.block_on(kindling::node::kubelet::run()),
+        _ => rt.block_on(cli::run(cli::Cli::parse())),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

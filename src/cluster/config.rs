@@ -30,7 +30,7 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A node's role, as kind names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     #[default]
@@ -210,7 +210,8 @@ impl Cluster {
             self.nodes.push(Node::default());
         }
         let n = &mut self.networking;
-        n.pod_subnet.get_or_insert_with(|| DEFAULT_POD_SUBNET.into());
+        n.pod_subnet
+            .get_or_insert_with(|| DEFAULT_POD_SUBNET.into());
         n.service_subnet
             .get_or_insert_with(|| DEFAULT_SERVICE_SUBNET.into());
         n.api_server_address
@@ -291,9 +292,9 @@ impl Cluster {
         let svc = n.service_subnet.as_deref().map(parse_cidr);
         match &pod {
             Some(Err(e)) => p.push(format!("networking.podSubnet: {e}")),
-            Some(Ok((_, len))) if *len > 22 => p.push(
-                "networking.podSubnet: must be /22 or larger (each node gets a /24)".into(),
-            ),
+            Some(Ok((_, len))) if *len > 22 => {
+                p.push("networking.podSubnet: must be /22 or larger (each node gets a /24)".into())
+            }
             _ => {}
         }
         if let Some(Err(e)) = &svc {
@@ -340,7 +341,8 @@ impl Cluster {
         if !self.kubeadm_config_patches.is_empty()
             || !self.kubeadm_config_patches_json6902.is_empty()
             || self.nodes.iter().any(|n| {
-                !n.kubeadm_config_patches.is_empty() || !n.kubeadm_config_patches_json6902.is_empty()
+                !n.kubeadm_config_patches.is_empty()
+                    || !n.kubeadm_config_patches_json6902.is_empty()
             })
         {
             v.push("kubeadmConfigPatches");

@@ -36,12 +36,15 @@ pub fn is_status(e: &BollardError, code: u16) -> bool {
 
 /// Connect to the local engine and agree on an API version both sides speak.
 pub async fn connect() -> Result<Docker> {
-    let docker =
-        Docker::connect_with_local_defaults().map_err(|e| Error::EngineUnavailable(e.to_string()))?;
-    let docker = tokio::time::timeout(std::time::Duration::from_secs(10), docker.negotiate_version())
-        .await
-        .map_err(|_| Error::EngineUnavailable("no answer within 10s".into()))?
+    let docker = Docker::connect_with_local_defaults()
         .map_err(|e| Error::EngineUnavailable(e.to_string()))?;
+    let docker = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        docker.negotiate_version(),
+    )
+    .await
+    .map_err(|_| Error::EngineUnavailable("no answer within 10s".into()))?
+    .map_err(|e| Error::EngineUnavailable(e.to_string()))?;
     docker
         .ping()
         .await
@@ -157,7 +160,8 @@ pub async fn exec(docker: &Docker, container: &str, cmd: &[&str]) -> Result<(i64
         )
         .await?;
     let mut out = String::new();
-    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec.id, None).await? {
+    if let StartExecResults::Attached { mut output, .. } = docker.start_exec(&exec.id, None).await?
+    {
         while let Some(msg) = output.next().await {
             out.push_str(&msg?.to_string());
         }

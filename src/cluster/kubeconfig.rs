@@ -22,7 +22,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("kubeconfig {path} is locked by {lock}; remove the lock file if no other kindling is running")]
+    #[error(
+        "kubeconfig {path} is locked by {lock}; remove the lock file if no other kindling is running"
+    )]
     Locked { path: PathBuf, lock: PathBuf },
     #[error("kubeconfig has no entry for {0}")]
     Missing(String),
@@ -99,6 +101,16 @@ impl Entry {
             client_key_pem: decode(&user, "client-key-data")?,
         })
     }
+}
+
+/// A Kubernetes client for this entry.
+pub async fn client(entry: &Entry) -> Result<kube::Client, kube::Error> {
+    let kc = kube::config::Kubeconfig::from_yaml(&entry.render())
+        .map_err(kube::Error::InferKubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(kube::Error::InferKubeconfig)?;
+    kube::Client::try_from(config)
 }
 
 fn empty() -> Value {
@@ -181,10 +193,7 @@ impl Lock {
                     std::thread::sleep(Duration::from_millis(50))
                 }
                 Err(source) => {
-                    return Err(Error::Write {
-                        path: lock,
-                        source,
-                    });
+                    return Err(Error::Write { path: lock, source });
                 }
             }
         }
@@ -293,7 +302,10 @@ mod tests {
         assert_eq!(doc["current-context"], "kindling-a");
         assert_eq!(doc["clusters"].as_array().unwrap().len(), 2);
         assert_eq!(doc["users"][0]["user"]["token"], "abc");
-        assert_eq!(Entry::from_yaml(&text, "kindling-a").unwrap(), entry("kindling-a"));
+        assert_eq!(
+            Entry::from_yaml(&text, "kindling-a").unwrap(),
+            entry("kindling-a")
+        );
     }
 
     #[test]
@@ -305,7 +317,10 @@ mod tests {
         merge(&path, &changed).unwrap();
         let doc: Value = serde_saphyr::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(doc["clusters"].as_array().unwrap().len(), 1);
-        assert_eq!(doc["clusters"][0]["cluster"]["server"], "https://127.0.0.1:40001");
+        assert_eq!(
+            doc["clusters"][0]["cluster"]["server"],
+            "https://127.0.0.1:40001"
+        );
     }
 
     #[test]
@@ -328,6 +343,9 @@ mod tests {
         std::fs::write(&path, "clusters: [unclosed\n").unwrap();
         let e = merge(&path, &entry("kindling-a")).unwrap_err().to_string();
         assert!(e.contains("is not valid YAML"), "{e}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "clusters: [unclosed\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "clusters: [unclosed\n"
+        );
     }
 }

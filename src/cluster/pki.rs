@@ -136,8 +136,8 @@ impl Ca {
 
 /// The user (CN) and groups (O) a client certificate names.
 pub fn subject_of(cert_der: &[u8]) -> Result<(String, Vec<String>)> {
-    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
-        .map_err(|e| Error::Parse(e.to_string()))?;
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| Error::Parse(e.to_string()))?;
     let subject = cert.subject();
     let cn = subject
         .iter_common_name()
@@ -209,10 +209,11 @@ mod tests {
     fn a_loaded_ca_issues_certificates_that_chain_to_it() {
         let ca = Ca::generate("t").unwrap();
         let again = Ca::load(&ca.pair.cert_pem, &ca.pair.key_pem).unwrap();
-        let leaf = again.issue_client("system:node:n1", &["system:nodes"]).unwrap();
-        let (_, leaf) = x509_parser::parse_x509_certificate(&pem_to_der(&leaf.cert_pem).unwrap())
-            .map(|(r, c)| (r.to_vec(), c))
+        let leaf = again
+            .issue_client("system:node:n1", &["system:nodes"])
             .unwrap();
+        let leaf_der = pem_to_der(&leaf.cert_pem).unwrap();
+        let (_, leaf) = x509_parser::parse_x509_certificate(&leaf_der).unwrap();
         let ca_der = pem_to_der(&ca.pair.cert_pem).unwrap();
         let (_, ca_cert) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
         assert_eq!(leaf.issuer(), ca_cert.subject());

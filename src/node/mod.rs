@@ -1,3 +1,7 @@
 //! The components that run inside a node container, all from this one binary.
 
 pub mod apiserver;
+pub mod config;
+pub mod kubelet;
+pub mod net;
+pub mod supervisor;

@@ -26,13 +26,21 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("base image {0} is not present and could not be pulled; load it with `docker load`, or leave out --base-image to bootstrap one from a Debian mirror")]
+    #[error(
+        "base image {0} is not present and could not be pulled; load it with `docker load`, or leave out --base-image to bootstrap one from a Debian mirror"
+    )]
     BaseMissing(String),
-    #[error("debootstrap is not installed; install it (`sudo apt-get install debootstrap`) so kindling can bootstrap the Debian base image without a registry, or pass --base-image")]
+    #[error(
+        "debootstrap is not installed; install it (`sudo apt-get install debootstrap`) so kindling can bootstrap the Debian base image without a registry, or pass --base-image"
+    )]
     NoDebootstrap,
-    #[error("bootstrapping the Debian base needs root (debootstrap creates device files); run `sudo kindling build node-image` once, or pass --base-image")]
+    #[error(
+        "bootstrapping the Debian base needs root (debootstrap creates device files); run `sudo kindling build node-image` once, or pass --base-image"
+    )]
     NotRoot,
-    #[error("debootstrap failed ({status}); check that the Debian mirror{mirror} is reachable, or pass --debian-mirror URL. Last output:\n{tail}")]
+    #[error(
+        "debootstrap failed ({status}); check that the Debian mirror{mirror} is reachable, or pass --debian-mirror URL. Last output:\n{tail}"
+    )]
     Debootstrap {
         status: String,
         mirror: String,

@@ -1,0 +1,717 @@
+//! `create cluster` as an ordered list of steps, torn down on failure unless `--retain`.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, DeviceMapping, HostConfig, HostConfigCgroupnsModeEnum,
+    NetworkCreateRequest, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+
+use crate::cluster::config::{Cluster, Role, validate_cluster_name};
+use crate::cluster::docker::{self, is_status};
+use crate::cluster::kubeconfig::{self, Entry};
+use crate::cluster::pki::{self, Ca};
+use crate::consts::{
+    ADMIN_KUBECONFIG_PATH, API_SERVER_PORT, CONTROL_PLANE_TAINT, KUBELET_KUBECONFIG_PATH,
+    LABEL_CLUSTER, LABEL_ROLE, NETWORK_NAME, NODE_CONFIG_PATH, PKI_DIR,
+};
+use crate::node::config::{NodeConfig, Taint};
+use crate::nodeimage::{self, BuildOptions};
+use crate::progress::Progress;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    InvalidName(String),
+    #[error(
+        "cluster {0:?} already exists; delete it with `kindling delete cluster --name {0}` or pick another --name"
+    )]
+    Exists(String),
+    #[error(
+        "host port {port} on {address} is already in use ({what}); free it or choose another port in the cluster config"
+    )]
+    PortInUse {
+        port: u16,
+        address: String,
+        what: String,
+    },
+    #[error(transparent)]
+    Docker(#[from] docker::Error),
+    #[error(transparent)]
+    Image(#[from] nodeimage::Error),
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
+    #[error(transparent)]
+    Kubeconfig(#[from] kubeconfig::Error),
+    #[error("could not start node {node}: {message}")]
+    Start { node: String, message: String },
+    #[error(
+        "{ready}/{total} nodes Ready after {waited:?} ({detail}); see `kindling export logs --name {cluster}`, or retry with a longer --wait"
+    )]
+    NotReady {
+        cluster: String,
+        ready: usize,
+        total: usize,
+        waited: Duration,
+        detail: String,
+    },
+}
+
+impl From<bollard::errors::Error> for Error {
+    fn from(e: bollard::errors::Error) -> Self {
+        Error::Docker(docker::Error::Api(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub name: String,
+    pub config: Cluster,
+    /// Node image to use instead of building the default one.
+    pub image: Option<String>,
+    /// How long to wait for every node to be Ready (zero: don't wait).
+    pub wait: Duration,
+    /// Keep the nodes when a step fails, for debugging.
+    pub retain: bool,
+    /// The kubeconfig file to merge the cluster into.
+    pub kubeconfig: PathBuf,
+    pub build: BuildOptions,
+}
+
+/// One planned node container.
+#[derive(Debug, Clone)]
+pub struct PlannedNode {
+    pub name: String,
+    pub role: Role,
+    pub index: usize,
+}
+
+/// Node names the way kind makes them: `<cluster>-control-plane`, `-control-plane2`, `-worker`...
+pub fn plan_nodes(cluster: &str, config: &Cluster) -> Vec<PlannedNode> {
+    let mut counts: HashMap<Role, usize> = HashMap::new();
+    config
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, n)| {
+            let c = counts.entry(n.role).or_default();
+            *c += 1;
+            let suffix = if *c == 1 {
+                String::new()
+            } else {
+                c.to_string()
+            };
+            PlannedNode {
+                name: format!("{cluster}-{}{suffix}", n.role),
+                role: n.role,
+                index,
+            }
+        })
+        .collect()
+}
+
+/// What a successful create leaves behind.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub nodes: Vec<String>,
+    pub server: String,
+    pub context: String,
+}
+
+pub fn context_name(cluster: &str) -> String {
+    format!("kindling-{cluster}")
+}
+
+pub async fn create(docker: &Docker, opts: &CreateOptions, progress: Progress) -> Result<Created> {
+    validate_cluster_name(&opts.name).map_err(Error::InvalidName)?;
+    // Refuse early; the container-name conflict below still settles a race between two creates.
+    if !docker::containers_with_labels(docker, &[format!("{LABEL_CLUSTER}={}", opts.name)])
+        .await?
+        .is_empty()
+    {
+        return Err(Error::Exists(opts.name.clone()));
+    }
+    progress.say(&format!("Creating cluster {:?} ...", opts.name));
+    let mut made: Vec<String> = Vec::new();
+    let result = create_steps(docker, opts, progress, &mut made).await;
+    if result.is_err() && !opts.retain && !made.is_empty() {
+        let step =
+            progress.step("Removing the nodes of the failed cluster (use --retain to keep them)");
+        for name in &made {
+            let _ = remove_node(docker, name).await;
+        }
+        step.done();
+    }
+    result
+}
+
+pub(crate) async fn remove_node(docker: &Docker, name: &str) -> Result<()> {
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match docker.remove_container(name, Some(opts)).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_status(&e, 404) || is_status(&e, 409) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn create_steps(
+    docker: &Docker,
+    opts: &CreateOptions,
+    progress: Progress,
+    made: &mut Vec<String>,
+) -> Result<Created> {
+    let cfg = &opts.config;
+    let cluster = &opts.name;
+
+    // Ensure the node image exists (built from this binary when missing).
+    let image = match &opts.image {
+        Some(i) => i.clone(),
+        None => nodeimage::ensure(docker, &opts.build, progress).await?,
+    };
+
+    // Ensure the shared network.
+    ensure_network(docker).await?;
+
+    // Reserve host ports before any container exists, so a taken port fails cleanly.
+    let api_address = cfg
+        .networking
+        .api_server_address
+        .clone()
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let api_port = pick_port(
+        &api_address,
+        cfg.networking.api_server_port.unwrap_or(0) as u16,
+        "the API server port",
+    )?;
+    for n in &cfg.nodes {
+        for m in &n.extra_port_mappings {
+            if m.host_port != 0 && m.protocol.as_deref().unwrap_or("TCP") == "TCP" {
+                let addr = m.listen_address.clone().unwrap_or_else(|| "0.0.0.0".into());
+                pick_port(&addr, m.host_port, "an extraPortMappings hostPort")?;
+            }
+        }
+    }
+
+    // Generate the PKI: the CA, the admin and one client certificate per kubelet.
+    let planned = plan_nodes(cluster, cfg);
+    let step = progress.step("Generating certificates");
+    let ca = Ca::generate(cluster)?;
+    let admin = ca.issue_client("kubernetes-admin", &["system:masters"])?;
+    let control_planes: Vec<String> = planned
+        .iter()
+        .filter(|n| n.role == Role::ControlPlane)
+        .map(|n| n.name.clone())
+        .collect();
+    let internal_server = format!("https://{}:{API_SERVER_PORT}", control_planes[0]);
+    let admin_entry = Entry {
+        name: context_name(cluster),
+        server: internal_server.clone(),
+        ca_pem: ca.pair.cert_pem.clone(),
+        client_cert_pem: admin.cert_pem.clone(),
+        client_key_pem: admin.key_pem.clone(),
+    };
+    step.done();
+
+    // Create every node container with its files in place.
+    let step = progress.step(format!(
+        "Preparing nodes {}",
+        "📦 ".repeat(planned.len()).trim_end()
+    ));
+    let has_workers = planned.iter().any(|n| n.role == Role::Worker);
+    for node in &planned {
+        let spec = &cfg.nodes[node.index];
+        let node_cfg = NodeConfig {
+            cluster: cluster.clone(),
+            node_name: node.name.clone(),
+            role: node.role,
+            control_planes: control_planes.clone(),
+            pod_subnet: cfg.networking.pod_subnet.clone().unwrap_or_default(),
+            service_subnet: cfg.networking.service_subnet.clone().unwrap_or_default(),
+            labels: spec.labels.clone(),
+            register_taints: if node.role == Role::ControlPlane && has_workers {
+                vec![Taint {
+                    key: CONTROL_PLANE_TAINT.into(),
+                    value: String::new(),
+                    effect: "NoSchedule".into(),
+                }]
+            } else {
+                vec![]
+            },
+            kube_proxy_mode: cfg.networking.kube_proxy_mode.clone().unwrap_or_default(),
+            flannel_backend: cfg.flannel_backend(),
+        };
+        let kubelet = ca.issue_client(&format!("system:node:{}", node.name), &["system:nodes"])?;
+        let kubelet_entry = Entry {
+            name: "default".into(),
+            server: internal_server.clone(),
+            ca_pem: ca.pair.cert_pem.clone(),
+            client_cert_pem: kubelet.cert_pem,
+            client_key_pem: kubelet.key_pem,
+        };
+        let mut files = vec![
+            (
+                NODE_CONFIG_PATH.to_string(),
+                0o644,
+                serde_json::to_vec_pretty(&node_cfg).expect("serializable"),
+            ),
+            (
+                format!("{PKI_DIR}/ca.crt"),
+                0o644,
+                ca.pair.cert_pem.clone().into_bytes(),
+            ),
+            (
+                KUBELET_KUBECONFIG_PATH.to_string(),
+                0o600,
+                kubelet_entry.render().into_bytes(),
+            ),
+        ];
+        if node.role == Role::ControlPlane {
+            files.push((
+                format!("{PKI_DIR}/ca.key"),
+                0o600,
+                ca.pair.key_pem.clone().into_bytes(),
+            ));
+            let admin_conf = admin_entry.render().into_bytes();
+            files.push((ADMIN_KUBECONFIG_PATH.to_string(), 0o600, admin_conf.clone()));
+            // So that a plain `kubectl get nodes` works in `docker exec -it <node> bash`.
+            files.push(("/root/.kube/config".to_string(), 0o600, admin_conf));
+        }
+        let publish_api = node.name == control_planes[0];
+        let body = container_body(
+            cluster,
+            node,
+            spec,
+            &image,
+            publish_api.then(|| (api_address.clone(), api_port)),
+            Privileges::Privileged,
+        );
+        let create = CreateContainerOptionsBuilder::default()
+            .name(&node.name)
+            .build();
+        match docker.create_container(Some(create), body).await {
+            Ok(_) => made.push(node.name.clone()),
+            Err(e) if is_status(&e, 409) => return Err(Error::Exists(cluster.clone())),
+            Err(e) => return Err(e.into()),
+        }
+        docker::upload(docker, &node.name, docker::tar_of(&files)).await?;
+    }
+    step.done();
+
+    // Start the nodes; each one's init starts its components.
+    let step = progress.step("Starting nodes");
+    for node in &planned {
+        start_node(
+            docker,
+            cluster,
+            node,
+            &cfg.nodes[node.index],
+            &image,
+            &api_address,
+            api_port,
+            &control_planes,
+        )
+        .await?;
+    }
+    step.done();
+
+    // Merge the kubeconfig so kubectl works right away.
+    let entry = Entry {
+        server: format!("https://{}:{api_port}", display_host(&api_address)),
+        ..admin_entry
+    };
+    let step = progress.step(format!(
+        "Writing kubeconfig context {} to {}",
+        entry.name,
+        opts.kubeconfig.display()
+    ));
+    kubeconfig::merge(&opts.kubeconfig, &entry)?;
+    step.done();
+
+    if !opts.wait.is_zero() {
+        let step = progress.step(format!(
+            "Waiting ≤ {}s for {} node(s) to be Ready",
+            opts.wait.as_secs(),
+            planned.len()
+        ));
+        wait_ready(cluster, &entry, planned.len(), opts.wait).await?;
+        step.done();
+    }
+    Ok(Created {
+        nodes: planned.into_iter().map(|n| n.name).collect(),
+        server: entry.server,
+        context: entry.name,
+    })
+}
+
+fn display_host(address: &str) -> String {
+    if address == "0.0.0.0" {
+        "127.0.0.1".into()
+    } else {
+        address.to_string()
+    }
+}
+
+/// How much of the host the node may use. Some engines cannot grant every capability and refuse
+/// `--privileged`; the fallback grants what they can, which is enough for a node.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Privileges {
+    Privileged,
+    AllGrantableCaps,
+}
+
+fn container_body(
+    cluster: &str,
+    node: &PlannedNode,
+    spec: &crate::cluster::config::Node,
+    image: &str,
+    api: Option<(String, u16)>,
+    privileges: Privileges,
+) -> ContainerCreateBody {
+    let mut port_bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
+    let mut exposed = Vec::new();
+    if let Some((address, port)) = api {
+        let key = format!("{API_SERVER_PORT}/tcp");
+        exposed.push(key.clone());
+        port_bindings.insert(
+            key,
+            Some(vec![PortBinding {
+                host_ip: Some(address),
+                host_port: Some(port.to_string()),
+            }]),
+        );
+    }
+    for m in &spec.extra_port_mappings {
+        let proto = m.protocol.as_deref().unwrap_or("TCP").to_lowercase();
+        let key = format!("{}/{proto}", m.container_port);
+        exposed.push(key.clone());
+        port_bindings
+            .entry(key)
+            .or_default()
+            .get_or_insert_with(Vec::new)
+            .push(PortBinding {
+                host_ip: m.listen_address.clone().or_else(|| Some("0.0.0.0".into())),
+                host_port: Some(if m.host_port == 0 {
+                    String::new()
+                } else {
+                    m.host_port.to_string()
+                }),
+            });
+    }
+    let mut binds: Vec<String> = spec
+        .extra_mounts
+        .iter()
+        .map(|m| {
+            let mut opts = vec![if m.read_only { "ro" } else { "rw" }];
+            if m.selinux_relabel {
+                opts.push("Z");
+            }
+            match m.propagation.as_deref() {
+                Some("HostToContainer") => opts.push("rslave"),
+                Some("Bidirectional") => opts.push("rshared"),
+                _ => {}
+            }
+            format!("{}:{}:{}", m.host_path, m.container_path, opts.join(","))
+        })
+        .collect();
+    if std::path::Path::new("/lib/modules").exists() {
+        binds.push("/lib/modules:/lib/modules:ro".into());
+    }
+    let mut host = HostConfig {
+        security_opt: Some(vec![
+            "seccomp=unconfined".into(),
+            "apparmor=unconfined".into(),
+        ]),
+        tmpfs: Some(
+            [
+                ("/tmp".to_string(), String::new()),
+                ("/run".to_string(), String::new()),
+            ]
+            .into(),
+        ),
+        binds: Some(binds),
+        network_mode: Some(NETWORK_NAME.into()),
+        port_bindings: Some(port_bindings),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+            maximum_retry_count: None,
+        }),
+        cgroupns_mode: Some(HostConfigCgroupnsModeEnum::PRIVATE),
+        ..Default::default()
+    };
+    match privileges {
+        Privileges::Privileged => host.privileged = Some(true),
+        Privileges::AllGrantableCaps => {
+            host.cap_add = Some(vec!["ALL".into()]);
+            host.cap_drop = Some(vec!["SYS_RESOURCE".into()]);
+            host.binds
+                .get_or_insert_with(Vec::new)
+                .push("/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
+            host.devices = Some(
+                ["/dev/net/tun", "/dev/fuse"]
+                    .iter()
+                    .filter(|d| std::path::Path::new(d).exists())
+                    .map(|d| DeviceMapping {
+                        path_on_host: Some(d.to_string()),
+                        path_in_container: Some(d.to_string()),
+                        cgroup_permissions: Some("rwm".into()),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    ContainerCreateBody {
+        image: Some(image.into()),
+        hostname: Some(node.name.clone()),
+        labels: Some(
+            [
+                (LABEL_CLUSTER.to_string(), cluster.to_string()),
+                (LABEL_ROLE.to_string(), node.role.to_string()),
+            ]
+            .into(),
+        ),
+        env: Some(vec!["container=docker".into()]),
+        exposed_ports: Some(exposed),
+        volumes: Some(vec!["/var".into()]),
+        stop_signal: Some("SIGTERM".into()),
+        host_config: Some(host),
+        ..Default::default()
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_node(
+    docker: &Docker,
+    cluster: &str,
+    node: &PlannedNode,
+    spec: &crate::cluster::config::Node,
+    image: &str,
+    api_address: &str,
+    api_port: u16,
+    control_planes: &[String],
+) -> Result<()> {
+    let err = |e: bollard::errors::Error| Error::Start {
+        node: node.name.clone(),
+        message: e.to_string(),
+    };
+    match docker.start_container(&node.name, None).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.to_string().contains("caps") => {
+            // The engine cannot grant every capability: recreate the node with the fallback.
+            let tar = export_files(docker, &node.name).await?;
+            remove_node(docker, &node.name).await?;
+            let publish = node.name == control_planes[0];
+            let body = container_body(
+                cluster,
+                node,
+                spec,
+                image,
+                publish.then(|| (api_address.to_string(), api_port)),
+                Privileges::AllGrantableCaps,
+            );
+            let create = CreateContainerOptionsBuilder::default()
+                .name(&node.name)
+                .build();
+            docker
+                .create_container(Some(create), body)
+                .await
+                .map_err(err)?;
+            docker::upload(docker, &node.name, tar).await?;
+            docker.start_container(&node.name, None).await.map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// The files a node was given (`/etc/kindling`, `/etc/kubernetes`, `/root/.kube`), as one tar.
+async fn export_files(docker: &Docker, node: &str) -> Result<Vec<u8>> {
+    use futures::StreamExt;
+    let mut out = tar::Builder::new(Vec::new());
+    for dir in ["/etc/kindling", "/etc/kubernetes", "/root/.kube"] {
+        let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(dir)
+            .build();
+        let mut bytes = Vec::new();
+        let mut s = docker.download_from_container(node, Some(opts));
+        let mut ok = true;
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(c) => bytes.extend_from_slice(&c),
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        // Docker names entries relative to the folder's parent; re-root them at `/`.
+        let parent = std::path::Path::new(dir)
+            .parent()
+            .unwrap_or(std::path::Path::new("/"));
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        if let Ok(entries) = archive.entries() {
+            for mut entry in entries.flatten() {
+                let Ok(path) = entry.path().map(|p| parent.join(p)) else {
+                    continue;
+                };
+                let mut header = entry.header().clone();
+                let mut data = Vec::new();
+                let _ = std::io::Read::read_to_end(&mut entry, &mut data);
+                let rel = path.to_string_lossy().trim_start_matches('/').to_string();
+                let _ = out.append_data(&mut header, rel, data.as_slice());
+            }
+        }
+    }
+    Ok(out.into_inner().unwrap_or_default())
+}
+
+async fn ensure_network(docker: &Docker) -> Result<()> {
+    let req = NetworkCreateRequest {
+        name: NETWORK_NAME.into(),
+        driver: Some("bridge".into()),
+        labels: Some([("dev.kindling.network".to_string(), "true".to_string())].into()),
+        ..Default::default()
+    };
+    match docker.inspect_network(NETWORK_NAME, None).await {
+        Ok(_) => return Ok(()),
+        Err(e) if is_status(&e, 404) => {}
+        Err(e) => return Err(e.into()),
+    }
+    match docker.create_network(req).await {
+        Ok(_) => Ok(()),
+        // Another create made it first: that is the same outcome.
+        Err(e) if is_status(&e, 409) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `port` if it can be bound on `address` now, or a free one when `port` is 0.
+fn pick_port(address: &str, port: u16, what: &str) -> Result<u16> {
+    let bind_addr = if address == "0.0.0.0" {
+        "0.0.0.0"
+    } else {
+        address
+    };
+    match TcpListener::bind((bind_addr, port)) {
+        Ok(l) => Ok(l.local_addr().map(|a| a.port()).unwrap_or(port)),
+        Err(_) => Err(Error::PortInUse {
+            port,
+            address: address.into(),
+            what: what.into(),
+        }),
+    }
+}
+
+/// Poll the API server until `want` Nodes report Ready.
+pub async fn wait_ready(
+    cluster: &str,
+    entry: &Entry,
+    want: usize,
+    timeout: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut detail = String::from("the API server has not answered yet");
+    let mut ready = 0;
+    while started.elapsed() < timeout {
+        if let Ok(client) = kubeconfig::client(entry).await {
+            let nodes: Api<Node> = Api::all(client);
+            match nodes.list(&ListParams::default()).await {
+                Ok(list) => {
+                    ready = list.items.iter().filter(|n| is_ready(n)).count();
+                    detail = format!("{} registered", list.items.len());
+                    if ready >= want {
+                        return Ok(());
+                    }
+                }
+                Err(e) => detail = format!("API server: {e}"),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Err(Error::NotReady {
+        cluster: cluster.into(),
+        ready,
+        total: want,
+        waited: timeout,
+        detail,
+    })
+}
+
+pub fn is_ready(n: &Node) -> bool {
+    n.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_are_named_like_kind_names_them() {
+        let cfg = Cluster::parse(
+            "x",
+            "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n- role: control-plane\n",
+        )
+        .unwrap();
+        let names: Vec<_> = plan_nodes("dev", &cfg)
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "dev-control-plane",
+                "dev-worker",
+                "dev-worker2",
+                "dev-control-plane2"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_taken_port_is_refused_with_its_number() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let e = pick_port("127.0.0.1", port, "the API server port").unwrap_err();
+        assert!(e.to_string().contains(&format!("host port {port}")), "{e}");
+        assert_ne!(pick_port("127.0.0.1", 0, "x").unwrap(), 0);
+    }
+
+    #[test]
+    fn nodes_get_labels_a_volume_for_var_and_restart_policy() {
+        let cfg = Cluster::default_config();
+        let node = &plan_nodes("dev", &cfg)[0];
+        let body = container_body(
+            "dev",
+            node,
+            &cfg.nodes[0],
+            "img",
+            Some(("127.0.0.1".into(), 40000)),
+            Privileges::Privileged,
+        );
+        let labels = body.labels.unwrap();
+        assert_eq!(labels[LABEL_CLUSTER], "dev");
+        assert_eq!(labels[LABEL_ROLE], "control-plane");
+        assert_eq!(body.volumes.unwrap(), ["/var"]);
+        let host = body.host_config.unwrap();
+        assert_eq!(host.privileged, Some(true));
+        let api = &host.port_bindings.unwrap()["6443/tcp"].clone().unwrap()[0];
+        assert_eq!(api.host_port.as_deref(), Some("40000"));
+        assert_eq!(api.host_ip.as_deref(), Some("127.0.0.1"));
+    }
+}

@@ -1,0 +1,137 @@
+//! kubelet: registers its Node through the Kubernetes API and keeps it Ready with status
+//! heartbeats and a Lease in kube-node-lease, as the upstream kubelet does.
+
+mod node_status;
+
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::consts::{KUBELET_KUBECONFIG_PATH, NODE_LEASE_NAMESPACE};
+use crate::node::config::NodeConfig;
+
+pub use node_status::{NodeFacts, desired_node, status_patch};
+
+/// How often the node's status and lease are renewed (upstream's default is 10s).
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// Retry interval before the node is registered, short so a new cluster is Ready quickly.
+const REGISTER_RETRY: Duration = Duration::from_millis(300);
+const LEASE_SECONDS: i32 = 40;
+
+/// A client authenticated with the kubelet's own certificate.
+pub async fn client() -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(KUBELET_KUBECONFIG_PATH)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    Ok(kube::Client::try_from(config)?)
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cfg = NodeConfig::load()?;
+    let client = client().await?;
+    let facts = NodeFacts::gather();
+    let nodes: Api<Node> = Api::all(client.clone());
+    let leases: Api<Lease> = Api::namespaced(client, NODE_LEASE_NAMESPACE);
+    let mut uid: Option<String> = None;
+    // (ready, since): when the Ready condition last changed.
+    let mut ready_state: Option<(bool, jiff::Timestamp)> = None;
+    loop {
+        let result = async {
+            let node_uid = match &uid {
+                Some(u) => u.clone(),
+                None => {
+                    let u = register(&nodes, &cfg).await?;
+                    eprintln!("kubelet: node {} registered", cfg.node_name);
+                    uid = Some(u.clone());
+                    u
+                }
+            };
+            let ready = node_status::runtime_is_up().await;
+            let since = match ready_state {
+                Some((was, since)) if was == ready => since,
+                _ => jiff::Timestamp::now(),
+            };
+            ready_state = Some((ready, since));
+            let patch = status_patch(&facts, ready, since);
+            nodes
+                .patch_status(
+                    &cfg.node_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+            renew_lease(&leases, &cfg.node_name, &node_uid).await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => tokio::time::sleep(HEARTBEAT).await,
+            Err(e) => {
+                if let Some(kube::Error::Api(s)) = e.downcast_ref::<kube::Error>()
+                    && s.code == 404
+                {
+                    // The Node was deleted under us: register again, as upstream does.
+                    uid = None;
+                }
+                eprintln!("kubelet: {e:#}");
+                tokio::time::sleep(if uid.is_some() {
+                    HEARTBEAT / 5
+                } else {
+                    REGISTER_RETRY
+                })
+                .await;
+            }
+        }
+    }
+}
+
+/// Create the Node, or adopt the existing one (after a restart), keeping its labels current.
+async fn register(nodes: &Api<Node>, cfg: &NodeConfig) -> anyhow::Result<String> {
+    let desired = desired_node(cfg);
+    match nodes.create(&PostParams::default(), &desired).await {
+        Ok(n) => Ok(n.metadata.uid.unwrap_or_default()),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            let patch = json!({"metadata": {"labels": desired.metadata.labels}});
+            let n = nodes
+                .patch(
+                    &cfg.node_name,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+            Ok(n.metadata.uid.unwrap_or_default())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn renew_lease(leases: &Api<Lease>, node: &str, node_uid: &str) -> anyhow::Result<()> {
+    let now = MicroTime(jiff::Timestamp::now());
+    let patch = json!({"spec": {"holderIdentity": node, "renewTime": now,
+                                "leaseDurationSeconds": LEASE_SECONDS}});
+    match leases
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => {
+            let lease: Lease = serde_json::from_value(json!({
+                "metadata": {"name": node, "namespace": NODE_LEASE_NAMESPACE,
+                    "ownerReferences": [OwnerReference {
+                        api_version: "v1".into(), kind: "Node".into(), name: node.into(),
+                        uid: node_uid.into(), ..Default::default()
+                    }]},
+                "spec": {"holderIdentity": node, "renewTime": now,
+                         "leaseDurationSeconds": LEASE_SECONDS},
+            }))?;
+            leases.create(&PostParams::default(), &lease).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

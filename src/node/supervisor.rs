@@ -1,0 +1,359 @@
+//! `kindling node init`, PID 1 of every node: prepares the node, starts the role's components in
+//! order under their real names, restarts crashed ones with back-off, reaps zombies, and stops
+//! everything cleanly on SIGTERM.
+
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cluster::config::Role;
+use crate::cluster::pki::Ca;
+use crate::consts::{
+    API_SERVER_PORT, ETCD_CLIENT_PORT, ETCD_DATA_DIR, ETCD_PEER_PORT, LOG_DIR, PKI_DIR,
+};
+use crate::node::config::NodeConfig;
+use crate::node::net;
+
+/// How a component is started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    /// The name `ps` shows and the log file is named after.
+    pub name: &'static str,
+    pub program: String,
+    pub args: Vec<String>,
+}
+
+/// The components of a node, in start order.
+pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Component> {
+    let bin = |name: &str| format!("/usr/local/bin/{name}");
+    let mut v = vec![Component {
+        name: "containerd",
+        program: "/usr/bin/containerd".into(),
+        args: vec![],
+    }];
+    if cfg.role == Role::ControlPlane {
+        let me = &cfg.node_name;
+        let initial = cfg
+            .control_planes
+            .iter()
+            .map(|cp| format!("{cp}=http://{cp}:{ETCD_PEER_PORT}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        v.push(Component {
+            name: "etcd",
+            program: "/usr/bin/etcd".into(),
+            args: [
+                "--name",
+                me,
+                "--data-dir",
+                ETCD_DATA_DIR,
+                "--listen-client-urls",
+                &format!("http://0.0.0.0:{ETCD_CLIENT_PORT}"),
+                "--advertise-client-urls",
+                &format!("http://{me}:{ETCD_CLIENT_PORT}"),
+                "--listen-peer-urls",
+                &format!("http://0.0.0.0:{ETCD_PEER_PORT}"),
+                "--initial-advertise-peer-urls",
+                &format!("http://{me}:{ETCD_PEER_PORT}"),
+                "--initial-cluster",
+                &initial,
+                "--initial-cluster-token",
+                &cfg.cluster,
+                "--initial-cluster-state",
+                "new",
+                // Keeps etcd's memory small; the API server's history needs are modest.
+                "--snapshot-count",
+                "10000",
+                "--auto-compaction-mode",
+                "periodic",
+                "--auto-compaction-retention",
+                "5m",
+            ]
+            .map(String::from)
+            .to_vec(),
+        });
+        let mut args = vec![
+            "--etcd-servers".to_string(),
+            format!("http://127.0.0.1:{ETCD_CLIENT_PORT}"),
+            "--secure-port".into(),
+            API_SERVER_PORT.to_string(),
+            "--service-cluster-ip-range".into(),
+            cfg.service_subnet.clone(),
+        ];
+        if let Some(ip) = node_ip {
+            args.extend(["--advertise-address".into(), ip.to_string()]);
+        }
+        v.push(Component {
+            name: "kube-apiserver",
+            program: bin("kube-apiserver"),
+            args,
+        });
+    }
+    v.push(Component {
+        name: "kubelet",
+        program: bin("kubelet"),
+        args: vec![],
+    });
+    v
+}
+
+/// One supervised process.
+struct Supervised {
+    spec: Component,
+    pid: Option<u32>,
+    started: Instant,
+    backoff: Duration,
+    restart_at: Option<Instant>,
+}
+
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A component that ran this long before crashing restarts without waiting.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+fn spawn(c: &Component) -> std::io::Result<u32> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(Path::new(LOG_DIR).join(format!("{}.log", c.name)))?;
+    let child = Command::new(&c.program)
+        .arg0(c.name)
+        .args(&c.args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    Ok(child.id())
+}
+
+fn say(line: &str) {
+    // PID 1's output is the container log (`docker logs <node>`).
+    eprintln!("kindling-init: {line}");
+}
+
+/// Remount /proc/sys and /sys read-write: with capabilities instead of --privileged they start
+/// read-only, and components write sysctls.
+fn remount_writable() {
+    for p in ["/proc/sys", "/sys"] {
+        let _ = Command::new("mount").args(["-o", "remount,rw", p]).status();
+    }
+}
+
+/// (Re)issue the API server's serving certificate so it covers the node's current addresses,
+/// which Docker may change across restarts.
+fn ensure_apiserver_cert(cfg: &NodeConfig, ips: &[std::net::IpAddr]) -> anyhow::Result<()> {
+    let pki = Path::new(PKI_DIR);
+    let ca = Ca::load(
+        &std::fs::read_to_string(pki.join("ca.crt"))?,
+        &std::fs::read_to_string(pki.join("ca.key"))?,
+    )?;
+    let mut dns: Vec<String> = [
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "localhost",
+    ]
+    .map(String::from)
+    .to_vec();
+    dns.extend(cfg.control_planes.iter().cloned());
+    let mut all_ips: Vec<std::net::IpAddr> = vec!["127.0.0.1".parse()?];
+    all_ips.extend_from_slice(ips);
+    if let Some(first) = net::first_service_ip(&cfg.service_subnet) {
+        all_ips.push(first.into());
+    }
+    let pair = ca.issue_serving("kube-apiserver", &dns, &all_ips)?;
+    std::fs::write(pki.join("apiserver.crt"), pair.cert_pem)?;
+    std::fs::write(pki.join("apiserver.key"), pair.key_pem)?;
+    Ok(())
+}
+
+/// Run as PID 1 until SIGTERM.
+pub async fn run() -> anyhow::Result<()> {
+    let cfg = NodeConfig::load()?;
+    remount_writable();
+    std::fs::create_dir_all(LOG_DIR)?;
+    let ips = net::ipv4_addrs();
+    if cfg.role == Role::ControlPlane {
+        ensure_apiserver_cert(&cfg, &ips)?;
+    }
+    let mut procs: Vec<Supervised> = components(&cfg, ips.first().copied())
+        .into_iter()
+        .filter(|c| Path::new(&c.program).exists())
+        .map(|spec| Supervised {
+            spec,
+            pid: None,
+            started: Instant::now(),
+            backoff: MIN_BACKOFF,
+            restart_at: Some(Instant::now()),
+        })
+        .collect();
+
+    let mut sigchld = signal(SignalKind::child())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    say(&format!(
+        "node {} ({}) starting {}",
+        cfg.node_name,
+        cfg.role,
+        procs
+            .iter()
+            .map(|p| p.spec.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    loop {
+        let now = Instant::now();
+        for p in procs.iter_mut() {
+            if p.pid.is_none() && p.restart_at.is_some_and(|t| t <= now) {
+                match spawn(&p.spec) {
+                    Ok(pid) => {
+                        p.pid = Some(pid);
+                        p.started = now;
+                        p.restart_at = None;
+                    }
+                    Err(e) => {
+                        say(&format!("could not start {}: {e}", p.spec.name));
+                        p.restart_at = Some(now + p.backoff);
+                        p.backoff = (p.backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        }
+        let next_restart = procs.iter().filter_map(|p| p.restart_at).min();
+        let sleep = next_restart
+            .map(|t| t.saturating_duration_since(Instant::now()))
+            .unwrap_or(Duration::from_secs(5));
+        tokio::select! {
+            _ = sigchld.recv() => {}
+            _ = tokio::time::sleep(sleep) => {}
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+        for (pid, status) in reap() {
+            if let Some(p) = procs.iter_mut().find(|p| p.pid == Some(pid)) {
+                p.pid = None;
+                if p.started.elapsed() >= HEALTHY_RUN {
+                    p.backoff = MIN_BACKOFF;
+                }
+                say(&format!(
+                    "{} exited ({status}); restarting in {}s",
+                    p.spec.name,
+                    p.backoff.as_secs()
+                ));
+                p.restart_at = Some(Instant::now() + p.backoff);
+                p.backoff = (p.backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    stop_all(&mut procs).await;
+    Ok(())
+}
+
+/// Reap every exited child (PID 1 inherits orphans too); returns (pid, description).
+fn reap() -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid with a valid pointer to an int.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return out;
+        }
+        let what = if libc::WIFEXITED(status) {
+            format!("exit code {}", libc::WEXITSTATUS(status))
+        } else if libc::WIFSIGNALED(status) {
+            format!("signal {}", libc::WTERMSIG(status))
+        } else {
+            "stopped".into()
+        };
+        out.push((pid as u32, what));
+    }
+}
+
+/// SIGTERM in reverse start order, then SIGKILL what is left after a grace period.
+async fn stop_all(procs: &mut [Supervised]) {
+    say("stopping components");
+    for p in procs.iter().rev() {
+        if let Some(pid) = p.pid {
+            // SAFETY: kill has no memory preconditions.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while procs.iter().any(|p| p.pid.is_some()) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for (pid, _) in reap() {
+            if let Some(p) = procs.iter_mut().find(|p| p.pid == Some(pid)) {
+                p.pid = None;
+            }
+        }
+    }
+    for p in procs.iter() {
+        if let Some(pid) = p.pid {
+            say(&format!("{} did not stop in time; killing it", p.spec.name));
+            // SAFETY: as above.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::config::{FlannelBackend, KubeProxyMode};
+
+    fn cfg(role: Role) -> NodeConfig {
+        NodeConfig {
+            cluster: "dev".into(),
+            node_name: "dev-control-plane".into(),
+            role,
+            control_planes: vec!["dev-control-plane".into(), "dev-control-plane2".into()],
+            pod_subnet: "10.244.0.0/16".into(),
+            service_subnet: "10.96.0.0/16".into(),
+            labels: Default::default(),
+            register_taints: vec![],
+            kube_proxy_mode: KubeProxyMode::Iptables,
+            flannel_backend: FlannelBackend::Vxlan,
+        }
+    }
+
+    #[test]
+    fn control_planes_start_etcd_before_the_api_server_and_kubelet_last() {
+        let names: Vec<_> = components(&cfg(Role::ControlPlane), None)
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["containerd", "etcd", "kube-apiserver", "kubelet"]);
+    }
+
+    #[test]
+    fn workers_run_no_etcd_or_api_server() {
+        let names: Vec<_> = components(&cfg(Role::Worker), None)
+            .iter()
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(names, ["containerd", "kubelet"]);
+    }
+
+    #[test]
+    fn etcd_members_find_each_other_by_node_name() {
+        let etcd = components(&cfg(Role::ControlPlane), None)
+            .into_iter()
+            .find(|c| c.name == "etcd")
+            .unwrap();
+        let i = etcd
+            .args
+            .iter()
+            .position(|a| a == "--initial-cluster")
+            .unwrap();
+        assert_eq!(
+            etcd.args[i + 1],
+            "dev-control-plane=http://dev-control-plane:2380,dev-control-plane2=http://dev-control-plane2:2380"
+        );
+    }
+}
