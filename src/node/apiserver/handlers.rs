@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -27,6 +27,8 @@ use super::validation;
 
 /// Request bodies above this are refused with 413, as upstream's 3 MiB limit.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
+/// How much of an oversized body is read and dropped before the connection is given up.
+const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
 /// How long a watch lasts when the client names no `timeoutSeconds`.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 /// How often a watch with `allowWatchBookmarks` reports its progress.
@@ -277,21 +279,37 @@ async fn resource(
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
-    let too_big = req
+    let declared = req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY);
+        .unwrap_or(0);
+    let mut too_big = declared > MAX_BODY;
+    let mut body = req.into_body();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    // An oversized body is still read (up to a bound) and dropped, so the client finishes
+    // sending and gets the 413 Status instead of a broken pipe.
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| ApiError::bad_request(format!("could not read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            total += data.len();
+            if total > MAX_BODY {
+                too_big = true;
+                buf = Vec::new();
+            } else if !too_big {
+                buf.extend_from_slice(&data);
+            }
+        }
+        if total > DRAIN_LIMIT {
+            break;
+        }
+    }
     if too_big {
         return Err(ApiError::too_large());
     }
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large()),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "could not read the request body: {e}"
-        ))),
-    }
+    Ok(Bytes::from(buf))
 }
 
 /// JSON or YAML, by Content-Type.
@@ -584,13 +602,13 @@ impl Ctx {
     }
 
     fn check_kind(&self, obj: &Value) -> Result<(), ApiError> {
-        if let Some(k) = obj["kind"].as_str().filter(|k| !k.is_empty()) {
-            if k != self.rt.kind {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({k}) does not match the expected kind ({})",
-                    self.rt.kind
-                )));
-            }
+        if let Some(k) = obj["kind"].as_str().filter(|k| !k.is_empty())
+            && k != self.rt.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                self.rt.kind
+            )));
         }
         Ok(())
     }
@@ -607,12 +625,12 @@ impl Ctx {
             ));
         }
         self.check_kind(&body)?;
-        if let Some(n) = body["metadata"]["name"].as_str().filter(|n| !n.is_empty()) {
-            if n != name {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
+        if let Some(n) = body["metadata"]["name"].as_str().filter(|n| !n.is_empty())
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
         }
         let rt = self.rt;
         let sub = sub.map(str::to_string);

@@ -141,10 +141,8 @@ impl Store {
         loop {
             let obj = decode(&current)?;
             let new = change(obj).map_err(Error::Rejected)?;
-            if let Some(rv) = sent_revision(&new) {
-                if rv != current.mod_revision {
-                    return Err(Error::Conflict);
-                }
+            if sent_revision(&new).is_some_and(|rv| rv != current.mod_revision) {
+                return Err(Error::Conflict);
             }
             match self
                 .etcd

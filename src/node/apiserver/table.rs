@@ -193,10 +193,10 @@ fn node_roles(o: &Value) -> String {
                 if !role.is_empty() {
                     roles.push(role);
                 }
-            } else if k == "kubernetes.io/role" {
-                if let Some(r) = v.as_str().filter(|r| !r.is_empty()) {
-                    roles.push(r);
-                }
+            } else if k == "kubernetes.io/role"
+                && let Some(r) = v.as_str().filter(|r| !r.is_empty())
+            {
+                roles.push(r);
             }
         }
     }
