@@ -269,10 +269,22 @@ fn a_three_node_cluster_is_ready_survives_restart_and_deletes_cleanly() {
 
     // Objects survive `docker restart` of every node, even if Docker hands out new IPs.
     let manifest = kc.with_file_name("survivor.yaml");
-    std::fs::write(&manifest, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: survivor\n").unwrap();
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: survivor\n",
+    )
+    .unwrap();
     // --validate=false until the API server serves /openapi/v2.
-    kubectl(&kc, &["create", "--validate=false", "-f", &manifest.to_string_lossy()])
-        .ok("create ns");
+    kubectl(
+        &kc,
+        &[
+            "create",
+            "--validate=false",
+            "-f",
+            &manifest.to_string_lossy(),
+        ],
+    )
+    .ok("create ns");
     let nodes = node_containers(name);
     assert_eq!(nodes.len(), 3);
     let volumes: Vec<String> = nodes.iter().flat_map(|n| volumes_of(n)).collect();
@@ -457,4 +469,172 @@ fn bad_input_gets_a_one_line_error_and_creates_nothing() {
         r.stderr
     );
     assert_eq!(r.stderr.trim().lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
+    if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
+        return;
+    }
+    let _turn = cluster_lock();
+    let name = "e2e-newip";
+    let kc = temp_kubeconfig(name);
+    let _guard = ClusterGuard {
+        name: name.into(),
+        kubeconfig: kc.clone(),
+    };
+    create(
+        name,
+        &kc,
+        Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n"),
+    )
+    .ok("create");
+    let cp = format!("{name}-control-plane");
+    let worker = format!("{name}-worker");
+    let ip_of = |c: &str| {
+        docker(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            c,
+        ])
+        .ok("inspect ip")
+        .stdout
+        .trim()
+        .to_string()
+    };
+    let before = ip_of(&cp);
+    docker(&["stop", "-t", "5", &cp, &worker]).ok("stop nodes");
+    // Another container takes the control plane's old address while the nodes are down.
+    let image = docker(&["inspect", "--format", "{{.Config.Image}}", &cp])
+        .ok("image")
+        .stdout;
+    let thief = format!("{name}-ip-thief");
+    let _ = docker(&["rm", "-f", &thief]);
+    docker(&[
+        "run",
+        "-d",
+        "--name",
+        &thief,
+        "--network",
+        "kindling",
+        "--ip",
+        &before,
+        "--entrypoint",
+        "sleep",
+        image.trim(),
+        "300",
+    ]);
+    if docker(&["inspect", &thief]).code != 0 {
+        // Networks without a configured subnet refuse --ip: take whatever comes next instead.
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &thief,
+            "--network",
+            "kindling",
+            "--entrypoint",
+            "sleep",
+            image.trim(),
+            "300",
+        ])
+        .ok("start placeholder");
+    }
+    docker(&["start", &worker]).ok("start worker");
+    docker(&["start", &cp]).ok("start control plane");
+    let after = ip_of(&cp);
+    let _ = docker(&["rm", "-f", &thief]);
+    assert_ne!(
+        before, after,
+        "the control plane kept its IP; the test proves nothing"
+    );
+    let nodes = wait_all_ready(&kc, 2, Duration::from_secs(90));
+    let wide = kubectl(&kc, &["get", "node", &cp, "-o", "wide", "--no-headers"]).ok("wide");
+    assert!(
+        wide.stdout.contains(&after),
+        "InternalIP not updated:\n{}\n{nodes}",
+        wide.stdout
+    );
+}
+
+#[test]
+fn two_creates_racing_for_one_name_leave_one_cluster_and_one_clear_error() {
+    if !docker_available() {
+        return;
+    }
+    let _turn = cluster_lock();
+    let name = "e2e-race";
+    let kc = temp_kubeconfig(name);
+    let _guard = ClusterGuard {
+        name: name.into(),
+        kubeconfig: kc.clone(),
+    };
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kindling"))
+            .args([
+                "create",
+                "cluster",
+                "--name",
+                name,
+                "--wait",
+                "0",
+                "--kubeconfig",
+            ])
+            .arg(&kc)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let ok = [a.status.success(), b.status.success()];
+    assert_eq!(
+        ok.iter().filter(|s| **s).count(),
+        1,
+        "exactly one create wins: {ok:?}"
+    );
+    let loser = if ok[0] { &b } else { &a };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(node_containers(name), [format!("{name}-control-plane")]);
+}
+
+#[test]
+fn export_logs_collects_every_component_log_from_every_node() {
+    if !docker_available() {
+        return;
+    }
+    let _turn = cluster_lock();
+    let name = "e2e-logs";
+    let kc = temp_kubeconfig(name);
+    let _guard = ClusterGuard {
+        name: name.into(),
+        kubeconfig: kc.clone(),
+    };
+    create(name, &kc, None).ok("create");
+    let dir = kc.with_file_name("logs");
+    kindling(&["export", "logs", "--name", name, &dir.to_string_lossy()]).ok("export logs");
+    let node_dir = dir.join(format!("{name}-control-plane"));
+    for f in [
+        "etcd.log",
+        "kube-apiserver.log",
+        "kubelet.log",
+        "containerd.log",
+        "init.log",
+    ] {
+        assert!(
+            node_dir.join(f).is_file(),
+            "{f} missing in {}",
+            node_dir.display()
+        );
+    }
+    let kubelet = std::fs::read_to_string(node_dir.join("kubelet.log")).unwrap();
+    assert!(kubelet.contains("registered"), "{kubelet}");
+    let nodes = kindling(&["get", "nodes", "--name", name, "-o", "json"]).ok("get nodes -o json");
+    let v: serde_json::Value = serde_json::from_str(&nodes.stdout).unwrap();
+    assert_eq!(v[0]["name"], format!("{name}-control-plane"));
+    assert_eq!(v[0]["role"], "control-plane");
 }

@@ -579,23 +579,40 @@ async fn export_files(docker: &Docker, node: &str) -> Result<Vec<u8>> {
 }
 
 async fn ensure_network(docker: &Docker) -> Result<()> {
-    let req = NetworkCreateRequest {
-        name: NETWORK_NAME.into(),
-        driver: Some("bridge".into()),
-        labels: Some([("dev.kindling.network".to_string(), "true".to_string())].into()),
-        ..Default::default()
-    };
-    match docker.inspect_network(NETWORK_NAME, None).await {
-        Ok(_) => return Ok(()),
-        Err(e) if is_status(&e, 404) => {}
-        Err(e) => return Err(e.into()),
+    if kindling_networks(docker).await?.is_empty() {
+        let req = NetworkCreateRequest {
+            name: NETWORK_NAME.into(),
+            driver: Some("bridge".into()),
+            labels: Some([("dev.kindling.network".to_string(), "true".to_string())].into()),
+            ..Default::default()
+        };
+        docker.create_network(req).await?;
     }
-    match docker.create_network(req).await {
-        Ok(_) => Ok(()),
-        // Another create made it first: that is the same outcome.
-        Err(e) if is_status(&e, 409) => Ok(()),
-        Err(e) => Err(e.into()),
+    // Docker allows several networks with one name, so two racing creates can both make one.
+    // Every racer keeps the oldest and removes the rest, so they all settle on the same one.
+    let mut nets = kindling_networks(docker).await?;
+    nets.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+    for extra in nets.iter().skip(1) {
+        if let Some(id) = &extra.id {
+            let _ = docker.remove_network(id).await;
+        }
     }
+    Ok(())
+}
+
+/// Networks named exactly [`NETWORK_NAME`] (Docker's name filter matches substrings).
+async fn kindling_networks(docker: &Docker) -> Result<Vec<bollard::models::Network>> {
+    let filters: HashMap<String, Vec<String>> =
+        [("name".to_string(), vec![NETWORK_NAME.to_string()])].into();
+    let opts = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    Ok(docker
+        .list_networks(Some(opts))
+        .await?
+        .into_iter()
+        .filter(|n| n.name.as_deref() == Some(NETWORK_NAME))
+        .collect())
 }
 
 /// `port` if it can be bound on `address` now, or a free one when `port` is 0.

@@ -17,7 +17,7 @@ pub enum Error {
         "cannot reach the Docker engine ({0}); start Docker (for example `sudo systemctl start docker`) or set DOCKER_HOST"
     )]
     EngineUnavailable(String),
-    #[error("docker: {0}")]
+    #[error("docker")]
     Api(#[from] BollardError),
     #[error("could not read {path} from container {container}: {message}")]
     Download {

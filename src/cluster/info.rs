@@ -24,7 +24,7 @@ pub enum Error {
     BadKubeconfig { node: String, message: String },
     #[error(transparent)]
     Docker(#[from] docker::Error),
-    #[error("could not write {path}: {source}")]
+    #[error("could not write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -10,14 +10,14 @@ use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("could not read kubeconfig {path}: {source}")]
+    #[error("could not read kubeconfig {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("kubeconfig {path} is not valid YAML: {message}; fix or move it, then retry")]
     Parse { path: PathBuf, message: String },
-    #[error("could not write kubeconfig {path}: {source}")]
+    #[error("could not write kubeconfig {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -10,7 +10,7 @@ use rcgen::{
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("could not generate a certificate for {what}: {source}")]
+    #[error("could not generate a certificate for {what}")]
     Generate {
         what: String,
         #[source]

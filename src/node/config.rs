@@ -42,9 +42,9 @@ pub struct NodeConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("could not read node config {NODE_CONFIG_PATH}: {0}")]
+    #[error("could not read node config {NODE_CONFIG_PATH}")]
     Read(#[from] std::io::Error),
-    #[error("node config {NODE_CONFIG_PATH} is invalid: {0}")]
+    #[error("node config {NODE_CONFIG_PATH} is invalid")]
     Parse(#[from] serde_json::Error),
 }
 

@@ -21,7 +21,7 @@ static CONTEXT: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/node-image");
 pub enum Error {
     #[error(transparent)]
     Docker(#[from] docker::Error),
-    #[error("could not read the kindling executable {path}: {source}")]
+    #[error("could not read the kindling executable {path}")]
     Executable {
         path: PathBuf,
         source: std::io::Error,
@@ -50,7 +50,7 @@ pub enum Error {
     Import(String),
     #[error("node image build failed: {0}")]
     Build(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
