@@ -329,6 +329,29 @@ async fn kubectl_lists_configmaps_across_namespaces_and_deletes_them() {
     }
     let kubectl = kubectls().into_iter().next();
     let Some(kubectl) = kubectl else { return };
+    // apply validates on the server (found through /openapi/v3), so no --validate=false.
+    let manifest = s.dir.join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: applied\ndata:\n  a: \"1\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = s.kubectl(&kubectl, &["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("configmap/applied created"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = s.kubectl(
+        &kubectl,
+        &["get", "cm", "applied", "-o", "jsonpath={.data.a}"],
+    );
+    assert!(ok && out == "1", "{out}{err}");
+    let (ok, _, err) = s.kubectl(&kubectl, &["delete", "ns", "kube-system"]);
+    assert!(
+        !ok && err
+            .contains("namespaces \"kube-system\" is forbidden: this namespace may not be deleted"),
+        "{err}"
+    );
     let (ok, out, err) = s.kubectl(&kubectl, &["delete", "cm", "cm-default"]);
     assert!(ok, "{err}");
     assert!(out.contains("configmap \"cm-default\" deleted"), "{out}");

@@ -87,7 +87,8 @@ pub fn authorize_path(user: &User, verb: &str, path: &str) -> Result<(), ApiErro
         && (path == "/api"
             || path == "/apis"
             || path.starts_with("/api/")
-            || path.starts_with("/apis/"))
+            || path.starts_with("/apis/")
+            || path.starts_with("/openapi/"))
     {
         return Ok(());
     }

@@ -29,6 +29,8 @@ use super::validation;
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 /// How much of an oversized body is read and dropped before the connection is given up.
 const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
+/// Namespaces upstream refuses to delete.
+const IMMORTAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 /// How long a watch lasts when the client names no `timeoutSeconds`.
 const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(1800);
 /// How often a watch with `allowWatchBookmarks` reports its progress.
@@ -156,6 +158,10 @@ async fn dispatch(
         Route::Group(g) => get_only(discovery::api_group(&g).ok_or_else(ApiError::not_found_path)?),
         Route::ResourceList { group, version } => {
             get_only(discovery::resource_list(&group, &version))
+        }
+        Route::OpenApiV3(None) => get_only(super::openapi::root()),
+        Route::OpenApiV3(Some(gv)) => {
+            get_only(super::openapi::group_version(&gv).ok_or_else(ApiError::not_found_path)?)
         }
         Route::NotFound => Err(ApiError::not_found_path()),
         Route::Resource(rp) => resource(state, req, user, rp).await,
@@ -675,6 +681,18 @@ impl Ctx {
     }
 
     async fn delete(&self, name: &str, opts: &Value) -> Result<Response<Body>, ApiError> {
+        if self.rt.group.is_empty()
+            && self.rt.kind == "Namespace"
+            && IMMORTAL_NAMESPACES.contains(&name)
+        {
+            let mut e = ApiError::new(
+                403,
+                "Forbidden",
+                format!("namespaces \"{name}\" is forbidden: this namespace may not be deleted"),
+            );
+            e.details = Some(json!({"name": name, "kind": "namespaces"}));
+            return Err(e);
+        }
         let precondition = opts["preconditions"]["resourceVersion"]
             .as_str()
             .and_then(|s| s.parse().ok());

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod discovery;
 pub mod etcd;
 pub mod handlers;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod routes;

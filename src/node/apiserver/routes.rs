@@ -20,6 +20,8 @@ pub enum Route {
         version: String,
     },
     Resource(ResourcePath),
+    /// `/openapi/v3` (None) or one group-version's document (`api/v1`, `apis/<g>/<v>`).
+    OpenApiV3(Option<String>),
     NotFound,
 }
 
@@ -43,7 +45,11 @@ pub fn parse(path: &str) -> Route {
         "/version" => return Route::Version,
         "/api" => return Route::CoreVersions,
         "/apis" => return Route::Groups,
+        "/openapi/v3" => return Route::OpenApiV3(None),
         _ => {}
+    }
+    if let Some(gv) = path.strip_prefix("/openapi/v3/") {
+        return Route::OpenApiV3(Some(gv.to_string()));
     }
     let segs: Vec<&str> = path.split('/').skip(1).collect();
     let (group, version, rest) = match segs.as_slice() {
