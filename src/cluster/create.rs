@@ -230,6 +230,7 @@ async fn create_steps(
         "📦 ".repeat(planned.len()).trim_end()
     ));
     let has_workers = planned.iter().any(|n| n.role == Role::Worker);
+    let mut prepared = Vec::new();
     for node in &planned {
         let spec = &cfg.nodes[node.index];
         let node_cfg = NodeConfig {
@@ -297,21 +298,38 @@ async fn create_steps(
             publish_api.then(|| (api_address.clone(), api_port)),
             Privileges::Privileged,
         );
-        let create = CreateContainerOptionsBuilder::default()
-            .name(&node.name)
-            .build();
-        match docker.create_container(Some(create), body).await {
-            Ok(_) => made.push(node.name.clone()),
-            Err(e) if is_status(&e, 409) => return Err(Error::Exists(cluster.clone())),
-            Err(e) => return Err(e.into()),
+        prepared.push((node.name.clone(), body, docker::tar_of(&files)));
+    }
+    // Nodes are independent until they start: create them all at once.
+    let results =
+        futures::future::join_all(prepared.into_iter().map(|(name, body, tar)| async move {
+            let create = CreateContainerOptionsBuilder::default().name(&name).build();
+            match docker.create_container(Some(create), body).await {
+                Ok(_) => {}
+                Err(e) if is_status(&e, 409) => return (None, Err(Error::Exists(cluster.clone()))),
+                Err(e) => return (None, Err(e.into())),
+            }
+            let uploaded = docker::upload(docker, &name, tar)
+                .await
+                .map_err(Error::from);
+            (Some(name), uploaded)
+        }))
+        .await;
+    let mut first_error = None;
+    for (name, result) in results {
+        made.extend(name);
+        if let Err(e) = result {
+            first_error.get_or_insert(e);
         }
-        docker::upload(docker, &node.name, docker::tar_of(&files)).await?;
+    }
+    if let Some(e) = first_error {
+        return Err(e);
     }
     step.done();
 
     // Start the nodes; each one's init starts its components.
     let step = progress.step("Starting nodes");
-    for node in &planned {
+    let starts = planned.iter().map(|node| {
         start_node(
             docker,
             cluster,
@@ -322,7 +340,9 @@ async fn create_steps(
             api_port,
             &control_planes,
         )
-        .await?;
+    });
+    for r in futures::future::join_all(starts).await {
+        r?;
     }
     step.done();
 

@@ -16,7 +16,7 @@ pub async fn delete(docker: &Docker, name: &str, kubeconfig_path: &Path) -> crea
         docker::containers_with_labels(docker, &[format!("{LABEL_CLUSTER}={name}")]).await?;
     let removals = nodes
         .iter()
-        .map(|c| docker::container_name(c))
+        .map(docker::container_name)
         .map(|n| async move { remove_node(docker, &n).await });
     for r in futures::future::join_all(removals).await {
         r?;
