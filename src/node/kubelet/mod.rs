@@ -66,11 +66,13 @@ pub async fn run() -> anyhow::Result<()> {
                 )
                 .await?;
             renew_lease(&leases, &cfg.node_name, &node_uid).await?;
-            anyhow::Ok(())
+            anyhow::Ok(ready)
         }
         .await;
         match result {
-            Ok(()) => tokio::time::sleep(HEARTBEAT).await,
+            Ok(true) => tokio::time::sleep(HEARTBEAT).await,
+            // Check again soon: the runtime usually comes up within a second of the kubelet.
+            Ok(false) => tokio::time::sleep(REGISTER_RETRY).await,
             Err(e) => {
                 if let Some(kube::Error::Api(s)) = e.downcast_ref::<kube::Error>()
                     && s.code == 404
