@@ -7,10 +7,18 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// A kind config with the fields users reach for first; `{port}` and `{dir}` are filled in.
 const THREE_NODES: &str = "kind: Cluster
 apiVersion: kind.x-k8s.io/v1alpha4
 nodes:
 - role: control-plane
+  extraPortMappings:
+  - containerPort: 30080
+    hostPort: {port}
+  extraMounts:
+  - hostPath: {dir}
+    containerPath: /host-data
+    readOnly: true
 - role: worker
   labels:
     tier: frontend
@@ -89,7 +97,34 @@ fn a_three_node_cluster_is_ready_survives_restart_and_deletes_cleanly() {
         name: name.into(),
         kubeconfig: kc.clone(),
     };
-    create(name, &kc, Some(THREE_NODES)).ok("create cluster");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shared = kc.with_file_name("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("hello.txt"), "from the host").unwrap();
+    let config = THREE_NODES
+        .replace("{port}", &port.to_string())
+        .replace("{dir}", &shared.to_string_lossy());
+    create(name, &kc, Some(&config)).ok("create cluster");
+
+    // extraPortMappings and extraMounts reach the node container.
+    let mapped = docker(&["port", "e2e-three-control-plane", "30080/tcp"]).ok("docker port");
+    assert!(
+        mapped.stdout.contains(&format!(":{port}")),
+        "{}",
+        mapped.stdout
+    );
+    let file = docker(&[
+        "exec",
+        "e2e-three-control-plane",
+        "cat",
+        "/host-data/hello.txt",
+    ])
+    .ok("extraMount");
+    assert_eq!(file.stdout, "from the host");
 
     // Current kubectl on the host.
     let wide = kubectl(&kc, &["get", "nodes", "-o", "wide"]).ok("kubectl get nodes -o wide");
@@ -383,6 +418,27 @@ fn two_clusters_run_side_by_side_and_deleting_one_keeps_the_other() {
     let printed_path = kc.with_file_name("printed");
     std::fs::write(&printed_path, printed.stdout).unwrap();
     kubectl(&printed_path, &["get", "nodes"]).ok("printed kubeconfig works");
+    // export kubeconfig merges it into another file and switches to it.
+    let exported = kc.with_file_name("exported");
+    kindling(&[
+        "export",
+        "kubeconfig",
+        "--name",
+        "e2e-b",
+        "--kubeconfig",
+        &exported.to_string_lossy(),
+    ])
+    .ok("export kubeconfig");
+    let current = kubectl(&exported, &["config", "current-context"]).ok("current-context");
+    assert_eq!(current.stdout.trim(), "kindling-e2e-b");
+    let internal = kindling(&["get", "kubeconfig", "--name", "e2e-b", "--internal"]).ok("internal");
+    assert!(
+        internal
+            .stdout
+            .contains("server: https://e2e-b-control-plane:6443"),
+        "{}",
+        internal.stdout
+    );
 
     kindling(&[
         "delete",
