@@ -159,9 +159,16 @@ async fn dispatch(
         Route::ResourceList { group, version } => {
             get_only(discovery::resource_list(&group, &version))
         }
+        Route::OpenApiV2 | Route::OpenApiV3(Some(_)) if req.method() != Method::GET => {
+            Err(ApiError::method_not_allowed(req.method().as_str()))
+        }
+        Route::OpenApiV2 => {
+            let accept = req.headers().get("accept").and_then(|h| h.to_str().ok());
+            Ok(super::openapi::v2_response(accept.unwrap_or_default()))
+        }
         Route::OpenApiV3(None) => get_only(super::openapi::root()),
         Route::OpenApiV3(Some(gv)) => {
-            get_only(super::openapi::group_version(&gv).ok_or_else(ApiError::not_found_path)?)
+            super::openapi::group_version_response(&gv).ok_or_else(ApiError::not_found_path)
         }
         Route::NotFound => Err(ApiError::not_found_path()),
         Route::Resource(rp) => resource(state, req, user, rp).await,
@@ -257,17 +264,27 @@ async fn resource(
         _ => {
             let body = read_body(req).await?;
             let name = rp.name.clone().unwrap_or_default();
+            // `?fieldValidation=Strict` (kubectl's default) refuses unknown fields; `scale`
+            // bodies are Scale objects, not this type, so only the object and status are checked.
+            let strict_applies = matches!(rp.subresource.as_deref(), None | Some("status"));
+            let strict = |obj| match strict_applies {
+                true => super::openapi::strict::check_object(rp.rt, &q, obj),
+                false => Ok(obj),
+            };
             match verb {
-                "create" => ctx.create(decode_body(&body, &content_type)?).await,
+                "create" => ctx.create(strict(decode_body(&body, &content_type)?)?).await,
                 "update" => {
                     ctx.update(
                         &name,
                         rp.subresource.as_deref(),
-                        decode_body(&body, &content_type)?,
+                        strict(decode_body(&body, &content_type)?)?,
                     )
                     .await
                 }
                 "patch" => {
+                    if strict_applies {
+                        super::openapi::strict::check_patch(rp.rt, &q, &content_type, &body)?;
+                    }
                     ctx.patch(&name, rp.subresource.as_deref(), &content_type, &body)
                         .await
                 }

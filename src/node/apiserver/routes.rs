@@ -20,6 +20,8 @@ pub enum Route {
         version: String,
     },
     Resource(ResourcePath),
+    /// `/openapi/v2`, JSON or protobuf by Accept.
+    OpenApiV2,
     /// `/openapi/v3` (None) or one group-version's document (`api/v1`, `apis/<g>/<v>`).
     OpenApiV3(Option<String>),
     NotFound,
@@ -45,6 +47,7 @@ pub fn parse(path: &str) -> Route {
         "/version" => return Route::Version,
         "/api" => return Route::CoreVersions,
         "/apis" => return Route::Groups,
+        "/openapi/v2" => return Route::OpenApiV2,
         "/openapi/v3" => return Route::OpenApiV3(None),
         _ => {}
     }
