@@ -15,6 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::auth::{self, Attributes, User};
+use super::deletion::{self, DeleteOptions, Deleted};
 use super::discovery;
 use super::patch;
 use super::resources::ResourceType;
@@ -22,9 +23,13 @@ use super::routes::{self, ResourcePath, Route};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::status::ApiError;
 use super::storage::{self, Filter, Store, WatchOut};
+use super::subresources;
 use super::table::{self, IncludeObject};
 use super::validation;
+use super::{apply, collector, review};
 
+/// The Content-Type of server-side apply.
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
 /// Request bodies above this are refused with 413, as upstream's 3 MiB limit.
 pub const MAX_BODY: usize = 3 * 1024 * 1024;
 /// How much of an oversized body is read and dropped before the connection is given up.
@@ -147,14 +152,28 @@ async fn dispatch(
         }
         Ok(json_response(200, &doc))
     };
+    let aggregated = discovery::wants_aggregated(header(&req, "accept").unwrap_or_default());
+    // `/api` and `/apis` answer aggregated discovery when asked, labelled so client-go knows.
+    let discovery_doc = |core: bool, legacy: Value| match aggregated {
+        Some(v) => get_only(discovery::aggregated(core, v)).map(|mut r| {
+            r.headers_mut().insert(
+                "content-type",
+                discovery::aggregated_content_type(v)
+                    .parse()
+                    .expect("the content type is a valid header value"),
+            );
+            r
+        }),
+        None => get_only(legacy),
+    };
     if !matches!(route, Route::Resource(_)) && !public {
         auth::authorize_path(user, &req.method().as_str().to_lowercase(), path)?;
     }
     match route {
         Route::Health(which) => Ok(health(state, which).await),
         Route::Version => get_only(discovery::version()),
-        Route::CoreVersions => get_only(discovery::core_versions(&state.server_address)),
-        Route::Groups => get_only(discovery::group_list()),
+        Route::CoreVersions => discovery_doc(true, discovery::core_versions(&state.server_address)),
+        Route::Groups => discovery_doc(false, discovery::group_list()),
         Route::Group(g) => get_only(discovery::api_group(&g).ok_or_else(ApiError::not_found_path)?),
         Route::ResourceList { group, version } => {
             get_only(discovery::resource_list(&group, &version))
@@ -199,8 +218,31 @@ async fn health(state: &State, which: &str) -> Response<Body> {
     text(500, &body)
 }
 
+fn header<'a, B>(req: &'a Request<B>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|h| h.to_str().ok())
+}
+
 /// The verb upstream's authorizer would see.
 fn verb_of(
+    method: &Method,
+    rp: &ResourcePath,
+    q: &HashMap<String, String>,
+) -> Result<&'static str, ApiError> {
+    let verb = verb_of_request(method, rp, q)?;
+    // Review types take only create; subresources say their own verbs in discovery.
+    let allowed = match rp.subresource.as_deref() {
+        None => rp.rt.verbs.contains(&verb),
+        Some(sub) => super::resources::subresource(rp.rt, sub)
+            .verbs
+            .contains(&verb),
+    };
+    if !allowed {
+        return Err(ApiError::method_not_allowed(method.as_str()));
+    }
+    Ok(verb)
+}
+
+fn verb_of_request(
     method: &Method,
     rp: &ResourcePath,
     q: &HashMap<String, String>,
@@ -210,6 +252,8 @@ fn verb_of(
         (&Method::GET, false) if rp.watch || is_true(q, "watch") => "watch",
         (&Method::GET, false) => "list",
         (&Method::POST, false) if rp.subresource.is_none() => "create",
+        // binding and eviction are created on a pod.
+        (&Method::POST, true) if rp.subresource.is_some() => "create",
         (&Method::PUT, true) => "update",
         (&Method::PATCH, true) => "patch",
         (&Method::DELETE, true) if rp.subresource.is_none() => "delete",
@@ -249,15 +293,48 @@ async fn resource(
         .and_then(|h| h.to_str().ok())
         .unwrap_or("application/json")
         .to_string();
+    // Work left over from before a restart (finalizers, orphaned dependents) is picked up
+    // once etcd has answered a request.
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(|| {
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = collector::sweep(&store).await {
+                eprintln!("garbage collection sweep failed: {e}");
+            }
+        });
+    });
+    // Upstream names a manager that gave no fieldManager by its user agent's program name.
+    let agent = header(&req, "user-agent").unwrap_or_default();
+    let manager = q
+        .get("fieldManager")
+        .filter(|m| !m.is_empty())
+        .cloned()
+        .unwrap_or_else(|| agent.split('/').next().unwrap_or_default().to_string());
     let ctx = Ctx {
         state: state.clone(),
         rt: rp.rt,
         ns: rp.namespace.clone(),
         table: table::wants_table(&accept),
         include: IncludeObject::parse(q.get("includeObject").map(String::as_str)),
+        dry_run: deletion::parse_dry_run(q.get("dryRun").map(String::as_str))?,
+        manager: Some(manager).filter(|m| !m.is_empty()),
+        explicit_manager: q.contains_key("fieldManager"),
+        force: is_true(&q, "force"),
     };
+    if !rp.rt.stored() {
+        let body = read_body(req).await?;
+        let answer = review::answer(rp.rt, user, &decode_body(&body, &content_type)?)?;
+        return Ok(json_response(201, &answer));
+    }
     match verb {
-        "get" => ctx.get(rp.name.as_deref().unwrap_or_default()).await,
+        "get" => {
+            ctx.get(
+                rp.name.as_deref().unwrap_or_default(),
+                rp.subresource.as_deref(),
+            )
+            .await
+        }
         "list" => ctx.list(&q).await,
         "watch" => ctx.watch(&q).await,
         "deletecollection" => ctx.delete_collection(&q).await,
@@ -272,7 +349,15 @@ async fn resource(
                 false => Ok(obj),
             };
             match verb {
-                "create" => ctx.create(strict(decode_body(&body, &content_type)?)?).await,
+                "create" if rp.subresource.is_some() => {
+                    let sub = rp.subresource.as_deref().unwrap_or_default();
+                    ctx.create_subresource(&name, sub, decode_body(&body, &content_type)?)
+                        .await
+                }
+                "create" => {
+                    ctx.create(strict(decode_body(&body, &content_type)?)?)
+                        .await
+                }
                 "update" => {
                     ctx.update(
                         &name,
@@ -294,7 +379,7 @@ async fn resource(
                     } else {
                         decode_body(&body, &content_type)?
                     };
-                    ctx.delete(&name, &opts).await
+                    ctx.delete(&name, &DeleteOptions::parse(&opts, &q)?).await
                 }
             }
         }
@@ -351,7 +436,7 @@ fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     Ok(v)
 }
 
-fn map_storage(rt: &ResourceType, name: &str, e: storage::Error) -> ApiError {
+pub(super) fn map_storage(rt: &ResourceType, name: &str, e: storage::Error) -> ApiError {
     match e {
         storage::Error::NotFound => ApiError::not_found(rt, name),
         storage::Error::AlreadyExists => ApiError::already_exists(rt, name),
@@ -372,6 +457,14 @@ struct Ctx {
     ns: Option<String>,
     table: bool,
     include: IncludeObject,
+    /// `dryRun=All`: everything but the write.
+    dry_run: bool,
+    /// Who writes, for managedFields: `fieldManager`, else the user agent's program name.
+    manager: Option<String>,
+    /// Whether the manager was named by `fieldManager` (server-side apply requires it).
+    explicit_manager: bool,
+    /// `force=true`: an apply takes over fields other appliers own.
+    force: bool,
 }
 
 impl Ctx {
@@ -402,13 +495,16 @@ impl Ctx {
         json_response(code, obj)
     }
 
-    async fn get(&self, name: &str) -> Result<Response<Body>, ApiError> {
+    async fn get(&self, name: &str, sub: Option<&str>) -> Result<Response<Body>, ApiError> {
         let obj = self
             .state
             .store
             .get(self.rt, self.ns(), name)
             .await
             .map_err(self.err(name))?;
+        if sub == Some("scale") {
+            return Ok(json_response(200, &subresources::to_scale(&obj)));
+        }
         Ok(self.respond(200, &obj))
     }
 
@@ -558,7 +654,17 @@ impl Ctx {
             .expect("static response parts are valid"))
     }
 
-    async fn create(&self, mut obj: Value) -> Result<Response<Body>, ApiError> {
+    async fn create(&self, obj: Value) -> Result<Response<Body>, ApiError> {
+        let (name, mut obj) = self.prepare_new(obj)?;
+        if let Some(m) = &self.manager {
+            apply::record_update(None, &mut obj, m, &self.rt.group_version());
+        }
+        let created = self.insert(&name, obj).await?;
+        Ok(self.respond(201, &created))
+    }
+
+    /// A new object checked and defaulted for storing, with its name.
+    fn prepare_new(&self, mut obj: Value) -> Result<(String, Value), ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the request body is not a JSON object",
@@ -606,22 +712,98 @@ impl Ctx {
         }
         validation::validate_metadata(self.rt, &obj)?;
         prepare_for_create(self.rt, &mut obj);
+        Ok((name, obj))
+    }
+
+    /// Store a prepared object (or, dry run, check that it could be stored).
+    async fn insert(&self, name: &str, obj: Value) -> Result<Value, ApiError> {
         if let Some(ns) = self.ns().filter(|_| self.rt.namespaced) {
             let nsrt =
                 super::resources::find("", "v1", "namespaces").expect("namespaces are registered");
-            self.state
+            let namespace = self
+                .state
                 .store
                 .get(nsrt, None, ns)
                 .await
                 .map_err(|e| map_storage(nsrt, ns, e))?;
+            if !namespace["metadata"]["deletionTimestamp"].is_null() {
+                let mut e = ApiError::new(
+                    403,
+                    "Forbidden",
+                    format!(
+                        "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        self.rt.qualified()
+                    ),
+                );
+                e.details = Some(json!({"name": name, "kind": self.rt.plural}));
+                return Err(e);
+            }
         }
-        let created = self
+        if self.dry_run {
+            return match self.state.store.get(self.rt, self.ns(), name).await {
+                Ok(_) => Err(ApiError::already_exists(self.rt, name)),
+                Err(storage::Error::NotFound) => Ok(obj),
+                Err(e) => Err(map_storage(self.rt, name, e)),
+            };
+        }
+        self.state
+            .store
+            .create(self.rt, self.ns(), name, obj)
+            .await
+            .map_err(self.err(name))
+    }
+
+    /// POST to a pod's `binding` or `eviction`.
+    async fn create_subresource(
+        &self,
+        name: &str,
+        sub: &str,
+        body: Value,
+    ) -> Result<Response<Body>, ApiError> {
+        match sub {
+            "binding" => {
+                self.write(name, true, |cur| subresources::bind(cur, &body))
+                    .await?;
+            }
+            "eviction" => {
+                let opts = DeleteOptions::parse(&body["deleteOptions"], &HashMap::new())?;
+                let opts = DeleteOptions {
+                    dry_run: opts.dry_run || self.dry_run,
+                    ..opts
+                };
+                deletion::delete(&self.state.store, self.rt, self.ns(), name, &opts).await?;
+            }
+            _ => return Err(ApiError::method_not_allowed("POST")),
+        }
+        Ok(json_response(201, &subresources::created_status()))
+    }
+
+    /// Read-modify-write one object: `change` maps the stored object to the new one, the
+    /// writer is recorded in managedFields (unless `record` is off: apply records itself), and
+    /// an object being deleted whose last finalizer just went is removed.
+    async fn write<F>(&self, name: &str, record: bool, mut change: F) -> Result<Value, ApiError>
+    where
+        F: FnMut(&Value) -> Result<Value, ApiError>,
+    {
+        let rt = self.rt;
+        let gv = rt.group_version();
+        let manager = self.manager.clone().filter(|_| record);
+        let written = self
             .state
             .store
-            .create(self.rt, self.ns(), &name, obj)
+            .update_opts(rt, self.ns(), name, self.dry_run, |cur| {
+                let mut new = change(&cur)?;
+                if let Some(m) = &manager {
+                    apply::record_update(Some(&cur), &mut new, m, &gv);
+                }
+                Ok(new)
+            })
             .await
-            .map_err(self.err(&name))?;
-        Ok(self.respond(201, &created))
+            .map_err(self.err(name))?;
+        if !self.dry_run {
+            deletion::remove_if_released(&self.state.store, rt, self.ns(), &written).await?;
+        }
+        Ok(written)
     }
 
     fn check_kind(&self, obj: &Value) -> Result<(), ApiError> {
@@ -656,15 +838,17 @@ impl Ctx {
             )));
         }
         let rt = self.rt;
-        let sub = sub.map(str::to_string);
+        if sub == Some("scale") {
+            let updated = self
+                .write(name, true, |cur| subresources::from_scale(rt, cur, &body))
+                .await?;
+            return Ok(json_response(200, &subresources::to_scale(&updated)));
+        }
         let updated = self
-            .state
-            .store
-            .update(rt, self.ns(), name, |current| {
-                Ok(merge_update(rt, sub.as_deref(), &current, body.clone()))
+            .write(name, true, |cur| {
+                Ok(merge_update(rt, sub, cur, body.clone()))
             })
-            .await
-            .map_err(self.err(name))?;
+            .await?;
         Ok(self.respond(200, &updated))
     }
 
@@ -675,29 +859,115 @@ impl Ctx {
         content_type: &str,
         body: &[u8],
     ) -> Result<Response<Body>, ApiError> {
+        if content_type.split(';').next().map(str::trim) == Some(APPLY_PATCH) {
+            return self.apply(name, sub, body).await;
+        }
         let kind = patch::Kind::from_content_type(content_type)
             .map_err(|_| ApiError::unsupported_media(content_type))?;
         let p: Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
         let rt = self.rt;
-        let sub = sub.map(str::to_string);
+        let invalid = |e: patch::Error| ApiError::new(422, "Invalid", e.to_string());
+        if sub == Some("scale") {
+            let updated = self
+                .write(name, true, |cur| {
+                    let scale =
+                        patch::apply(kind, &subresources::to_scale(cur), &p).map_err(invalid)?;
+                    subresources::from_scale(rt, cur, &scale)
+                })
+                .await?;
+            return Ok(json_response(200, &subresources::to_scale(&updated)));
+        }
         let updated = self
-            .state
-            .store
-            .update(rt, self.ns(), name, |current| {
-                let mut patched = patch::apply(kind, &current, &p)
-                    .map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+            .write(name, true, |current| {
+                let mut patched = patch::apply(kind, current, &p).map_err(invalid)?;
                 // Identity fields are not the patch's to change.
                 patched["metadata"]["name"] = current["metadata"]["name"].clone();
                 patched["metadata"]["uid"] = current["metadata"]["uid"].clone();
-                Ok(merge_update(rt, sub.as_deref(), &current, patched))
+                Ok(merge_update(rt, sub, current, patched))
             })
-            .await
-            .map_err(self.err(name))?;
+            .await?;
         Ok(self.respond(200, &updated))
     }
 
-    async fn delete(&self, name: &str, opts: &Value) -> Result<Response<Body>, ApiError> {
+    /// Server-side apply: create the object from the configuration if it is missing, else
+    /// merge the configuration in for its field manager.
+    async fn apply(
+        &self,
+        name: &str,
+        sub: Option<&str>,
+        body: &[u8],
+    ) -> Result<Response<Body>, ApiError> {
+        let manager = match &self.manager {
+            Some(m) if self.explicit_manager => m.clone(),
+            _ => {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+                ));
+            }
+        };
+        // JSON is YAML too, but JSON's own parser gives the better error for JSON bodies.
+        let mut applied: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(_) => {
+                let text =
+                    std::str::from_utf8(body).map_err(|e| ApiError::bad_request(e.to_string()))?;
+                serde_saphyr::from_str(text)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?
+            }
+        };
+        if !applied.is_object() {
+            return Err(ApiError::bad_request(
+                "the applied configuration is not an object",
+            ));
+        }
+        self.check_kind(&applied)?;
+        let gv = self.rt.group_version();
+        match applied["apiVersion"].as_str() {
+            Some(v) if v != gv => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({gv})"
+                )));
+            }
+            _ => {}
+        }
+        match applied["metadata"]["name"].as_str() {
+            Some(n) if !n.is_empty() && n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            _ => applied["metadata"]["name"] = json!(name),
+        }
+        match self.state.store.get(self.rt, self.ns(), name).await {
+            Err(storage::Error::NotFound) if sub.is_none() => {
+                let (name, mut obj) = self.prepare_new(applied)?;
+                apply::record_create_by_apply(&mut obj, &manager, &gv);
+                let created = self.insert(&name, obj).await?;
+                Ok(self.respond(201, &created))
+            }
+            Err(e) => Err(map_storage(self.rt, name, e)),
+            Ok(_) => {
+                let rt = self.rt;
+                let updated = self
+                    .write(name, false, |cur| {
+                        let merged = apply::apply(cur, &applied, &manager, &gv, self.force)
+                            .map_err(|e| {
+                                let mut err = ApiError::new(409, "Conflict", e.to_string());
+                                err.details = Some(json!({"name": name, "kind": rt.plural}));
+                                err
+                            })?;
+                        Ok(merge_update(rt, sub, cur, merged))
+                    })
+                    .await?;
+                Ok(self.respond(200, &updated))
+            }
+        }
+    }
+
+    async fn delete(&self, name: &str, opts: &DeleteOptions) -> Result<Response<Body>, ApiError> {
         if self.rt.group.is_empty()
             && self.rt.kind == "Namespace"
             && IMMORTAL_NAMESPACES.contains(&name)
@@ -710,16 +980,13 @@ impl Ctx {
             e.details = Some(json!({"name": name, "kind": "namespaces"}));
             return Err(e);
         }
-        let precondition = opts["preconditions"]["resourceVersion"]
-            .as_str()
-            .and_then(|s| s.parse().ok());
-        let deleted = self
-            .state
-            .store
-            .delete(self.rt, self.ns(), name, precondition)
-            .await
-            .map_err(self.err(name))?;
-        Ok(self.respond(200, &deleted))
+        let opts = DeleteOptions {
+            dry_run: opts.dry_run || self.dry_run,
+            ..opts.clone()
+        };
+        let (Deleted::Gone(obj) | Deleted::Pending(obj)) =
+            deletion::delete(&self.state.store, self.rt, self.ns(), name, &opts).await?;
+        Ok(self.respond(200, &obj))
     }
 
     async fn delete_collection(
@@ -727,6 +994,7 @@ impl Ctx {
         q: &HashMap<String, String>,
     ) -> Result<Response<Body>, ApiError> {
         let filter = self.filter(q)?;
+        let opts = DeleteOptions::parse(&Value::Null, q)?;
         let page = self
             .state
             .store
@@ -740,15 +1008,10 @@ impl Ctx {
                 .unwrap_or_default()
                 .to_string();
             let ns = o["metadata"]["namespace"].as_str().map(str::to_string);
-            match self
-                .state
-                .store
-                .delete(self.rt, ns.as_deref(), &name, None)
-                .await
-            {
-                Ok(d) => items.push(d),
-                Err(storage::Error::NotFound) => {}
-                Err(e) => return Err(map_storage(self.rt, &name, e)),
+            match deletion::delete(&self.state.store, self.rt, ns.as_deref(), &name, &opts).await {
+                Ok(Deleted::Gone(d) | Deleted::Pending(d)) => items.push(d),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
             }
         }
         Ok(json_response(
@@ -786,7 +1049,15 @@ fn merge_update(rt: &ResourceType, sub: Option<&str>, current: &Value, incoming:
     if !new["metadata"].is_object() {
         new["metadata"] = json!({});
     }
-    for f in ["name", "namespace", "uid", "creationTimestamp"] {
+    // Deletion is the delete verb's to start: updates keep what it set.
+    for f in [
+        "name",
+        "namespace",
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+    ] {
         match current["metadata"].get(f) {
             Some(v) => new["metadata"][f] = v.clone(),
             None => {
@@ -814,7 +1085,18 @@ fn merge_update(rt: &ResourceType, sub: Option<&str>, current: &Value, incoming:
 /// Per-type defaults upstream's create strategies apply.
 fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
     match (rt.group, rt.kind) {
-        ("", "Namespace") => obj["status"] = json!({"phase": "Active"}),
+        ("", "Namespace") => {
+            obj["status"] = json!({"phase": "Active"});
+            // The namespace lifecycle's finalizer: released once everything inside is gone.
+            if obj["spec"]["finalizers"].is_null() {
+                obj["spec"]["finalizers"] = json!([deletion::NAMESPACE_FINALIZER]);
+            }
+        }
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet")
+            if obj["spec"]["replicas"].is_null() =>
+        {
+            obj["spec"]["replicas"] = json!(1)
+        }
         ("", "Pod") if obj["status"]["phase"].is_null() => {
             obj["status"] = json!({"phase": "Pending"})
         }

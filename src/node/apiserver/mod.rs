@@ -1,16 +1,21 @@
 //! kube-apiserver: the Kubernetes API over TLS with client certificates, stored in etcd.
 
+pub mod apply;
 pub mod auth;
+pub mod collector;
+pub mod deletion;
 pub mod discovery;
 pub mod etcd;
 pub mod handlers;
 pub mod openapi;
 pub mod patch;
 pub mod resources;
+pub mod review;
 pub mod routes;
 pub mod selectors;
 pub mod status;
 pub mod storage;
+pub mod subresources;
 pub mod table;
 pub mod tls;
 pub mod validation;

@@ -84,7 +84,7 @@ pub fn merge(target: &mut Value, patch: &Value) {
 
 /// The merge key of a list field, for the lists that upstream's Go types mark
 /// `patchStrategy:"merge"` and that clients commonly patch.
-fn merge_key(field: &str, parent: &str) -> Option<&'static str> {
+pub(super) fn merge_key(field: &str, parent: &str) -> Option<&'static str> {
     match field {
         "conditions" | "addresses" => Some("type"),
         "containers"

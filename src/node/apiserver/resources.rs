@@ -14,8 +14,10 @@ pub struct ResourceType {
     pub namespaced: bool,
     pub short_names: &'static [&'static str],
     pub categories: &'static [&'static str],
-    /// Subresources served beside the main resource (only "status" is generic so far).
+    /// Subresources served beside the main resource (see [`subresource`] for what each answers).
     pub subresources: &'static [&'static str],
+    /// The verbs the main resource supports; review types (access checks) only take `create`.
+    pub verbs: &'static [&'static str],
     /// The etcd key segment under `/registry/`: the plural, so `etcdctl get --prefix /registry/pods`
     /// finds pods (upstream keeps a few historical names like `minions`; students need not).
     pub storage: &'static str,
@@ -51,8 +53,29 @@ macro_rules! rt {
             short_names: $short,
             categories: $cat,
             subresources: $sub,
+            verbs: VERBS,
             storage: $storage,
             printer: Printer::$printer,
+        }
+    };
+}
+
+/// A type answered by computation, never stored: `create` is its only verb.
+macro_rules! review {
+    ($group:expr, $kind:expr, $plural:expr, $singular:expr) => {
+        ResourceType {
+            group: $group,
+            version: "v1",
+            kind: $kind,
+            plural: $plural,
+            singular: $singular,
+            namespaced: false,
+            short_names: &[],
+            categories: &[],
+            subresources: &[],
+            verbs: &["create"],
+            storage: "",
+            printer: Printer::Default,
         }
     };
 }
@@ -172,7 +195,7 @@ pub static RESOURCES: &[ResourceType] = &[
         ns = true,
         short = &["po"],
         cat = ALL,
-        sub = &["status"],
+        sub = &["status", "binding", "eviction"],
         storage = "pods",
         Pod
     ),
@@ -217,6 +240,187 @@ pub static RESOURCES: &[ResourceType] = &[
         storage = "events.k8s.io/events",
         Default
     ),
+    rt!(
+        "",
+        "v1",
+        "PersistentVolumeClaim",
+        "persistentvolumeclaims",
+        "persistentvolumeclaim",
+        ns = true,
+        short = &["pvc"],
+        cat = &[],
+        sub = &["status"],
+        storage = "persistentvolumeclaims",
+        PersistentVolumeClaim
+    ),
+    rt!(
+        "",
+        "v1",
+        "PersistentVolume",
+        "persistentvolumes",
+        "persistentvolume",
+        ns = false,
+        short = &["pv"],
+        cat = &[],
+        sub = &["status"],
+        storage = "persistentvolumes",
+        PersistentVolume
+    ),
+    rt!(
+        "apps",
+        "v1",
+        "Deployment",
+        "deployments",
+        "deployment",
+        ns = true,
+        short = &["deploy"],
+        cat = ALL,
+        sub = &["status", "scale"],
+        storage = "deployments",
+        Deployment
+    ),
+    rt!(
+        "apps",
+        "v1",
+        "ReplicaSet",
+        "replicasets",
+        "replicaset",
+        ns = true,
+        short = &["rs"],
+        cat = ALL,
+        sub = &["status", "scale"],
+        storage = "replicasets",
+        ReplicaSet
+    ),
+    rt!(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        "statefulset",
+        ns = true,
+        short = &["sts"],
+        cat = ALL,
+        sub = &["status", "scale"],
+        storage = "statefulsets",
+        StatefulSet
+    ),
+    rt!(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        "daemonset",
+        ns = true,
+        short = &["ds"],
+        cat = ALL,
+        sub = &["status"],
+        storage = "daemonsets",
+        DaemonSet
+    ),
+    rt!(
+        "apps",
+        "v1",
+        "ControllerRevision",
+        "controllerrevisions",
+        "controllerrevision",
+        ns = true,
+        short = &[],
+        cat = &[],
+        sub = &[],
+        storage = "controllerrevisions",
+        ControllerRevision
+    ),
+    rt!(
+        "batch",
+        "v1",
+        "Job",
+        "jobs",
+        "job",
+        ns = true,
+        short = &[],
+        cat = ALL,
+        sub = &["status"],
+        storage = "jobs",
+        Job
+    ),
+    rt!(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        ns = true,
+        short = &["cj"],
+        cat = ALL,
+        sub = &["status"],
+        storage = "cronjobs",
+        CronJob
+    ),
+    rt!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "Role",
+        "roles",
+        "role",
+        ns = true,
+        short = &[],
+        cat = &[],
+        sub = &[],
+        storage = "roles",
+        Role
+    ),
+    rt!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "RoleBinding",
+        "rolebindings",
+        "rolebinding",
+        ns = true,
+        short = &[],
+        cat = &[],
+        sub = &[],
+        storage = "rolebindings",
+        RoleBinding
+    ),
+    rt!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRole",
+        "clusterroles",
+        "clusterrole",
+        ns = false,
+        short = &[],
+        cat = &[],
+        sub = &[],
+        storage = "clusterroles",
+        Role
+    ),
+    rt!(
+        "rbac.authorization.k8s.io",
+        "v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        "clusterrolebinding",
+        ns = false,
+        short = &[],
+        cat = &[],
+        sub = &[],
+        storage = "clusterrolebindings",
+        RoleBinding
+    ),
+    review!(
+        "authorization.k8s.io",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+        "selfsubjectaccessreview"
+    ),
+    review!(
+        "authorization.k8s.io",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        "selfsubjectrulesreview"
+    ),
 ];
 
 impl ResourceType {
@@ -238,6 +442,11 @@ impl ResourceType {
         }
     }
 
+    /// Whether objects of this type live in etcd (review types are computed per request).
+    pub fn stored(&self) -> bool {
+        !self.storage.is_empty()
+    }
+
     pub fn has_status(&self) -> bool {
         self.subresources.contains(&"status")
     }
@@ -254,6 +463,57 @@ impl ResourceType {
     pub fn key(&self, namespace: Option<&str>, name: &str) -> String {
         format!("{}{name}", self.prefix(namespace))
     }
+}
+
+/// What a subresource answers with, for discovery and the handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subresource {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+/// The group/version/kind and verbs of `rt`'s subresource `sub`: `scale` speaks
+/// `autoscaling/v1` Scale whatever the parent is (client-go's scale client reads this from
+/// discovery), `binding` and `eviction` are create-only.
+pub fn subresource(rt: &'static ResourceType, sub: &str) -> Subresource {
+    let own = |verbs| Subresource {
+        group: rt.group,
+        version: rt.version,
+        kind: rt.kind,
+        verbs,
+    };
+    match sub {
+        "scale" => Subresource {
+            group: "autoscaling",
+            version: "v1",
+            kind: "Scale",
+            verbs: SUB_VERBS,
+        },
+        "binding" => Subresource {
+            group: "",
+            version: "v1",
+            kind: "Binding",
+            verbs: &["create"],
+        },
+        "eviction" => Subresource {
+            group: "policy",
+            version: "v1",
+            kind: "Eviction",
+            verbs: &["create"],
+        },
+        "finalize" => own(&["update"]),
+        _ => own(SUB_VERBS),
+    }
+}
+
+/// The type with `kind` in the group of `api_version` (an ownerReference's pair).
+pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceType> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// The type served at `group/version/plural`.

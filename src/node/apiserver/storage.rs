@@ -131,6 +131,22 @@ impl Store {
         rt: &ResourceType,
         ns: Option<&str>,
         name: &str,
+        change: F,
+    ) -> Result<Value>
+    where
+        F: FnMut(Value) -> std::result::Result<Value, ApiError>,
+    {
+        self.update_opts(rt, ns, name, false, change).await
+    }
+
+    /// [`Store::update`], or with `dry_run` everything but the write: the would-be object
+    /// comes back and etcd is left alone.
+    pub async fn update_opts<F>(
+        &self,
+        rt: &ResourceType,
+        ns: Option<&str>,
+        name: &str,
+        dry_run: bool,
         mut change: F,
     ) -> Result<Value>
     where
@@ -143,6 +159,11 @@ impl Store {
             let new = change(obj).map_err(Error::Rejected)?;
             if sent_revision(&new).is_some_and(|rv| rv != current.mod_revision) {
                 return Err(Error::Conflict);
+            }
+            if dry_run {
+                let mut out = new;
+                out["metadata"]["resourceVersion"] = json!(current.mod_revision.to_string());
+                return Ok(out);
             }
             match self
                 .etcd

@@ -17,7 +17,46 @@ pub enum Printer {
     Pod,
     Lease,
     EndpointSlice,
+    PersistentVolumeClaim,
+    PersistentVolume,
+    Deployment,
+    ReplicaSet,
+    StatefulSet,
+    DaemonSet,
+    ControllerRevision,
+    Job,
+    CronJob,
+    Role,
+    RoleBinding,
 }
+
+/// Every printer, for tests that check each one.
+#[cfg(test)]
+const ALL_PRINTERS: &[Printer] = &[
+    Printer::Default,
+    Printer::Namespace,
+    Printer::Node,
+    Printer::Service,
+    Printer::Endpoints,
+    Printer::ConfigMap,
+    Printer::Secret,
+    Printer::ServiceAccount,
+    Printer::Event,
+    Printer::Pod,
+    Printer::Lease,
+    Printer::EndpointSlice,
+    Printer::PersistentVolumeClaim,
+    Printer::PersistentVolume,
+    Printer::Deployment,
+    Printer::ReplicaSet,
+    Printer::StatefulSet,
+    Printer::DaemonSet,
+    Printer::ControllerRevision,
+    Printer::Job,
+    Printer::CronJob,
+    Printer::Role,
+    Printer::RoleBinding,
+];
 
 /// One column: name as kubectl shows it (upper-cased by kubectl), type, format, priority.
 struct Col(&'static str, &'static str, &'static str, u32);
@@ -28,6 +67,9 @@ const AGE: Col = Col("Age", "string", "", 0);
 fn columns_of(p: Printer) -> Vec<Col> {
     let s = |n| Col(n, "string", "", 0);
     let wide = |n| Col(n, "string", "", 1);
+    let int = |n| Col(n, "integer", "", 0);
+    // The workload printers end alike: what runs, and (for most) how pods are picked.
+    let workload_wide = || [wide("Containers"), wide("Images"), wide("Selector")];
     match p {
         Printer::Default => vec![NAME, AGE],
         Printer::Namespace => vec![NAME, s("Status"), AGE],
@@ -76,6 +118,78 @@ fn columns_of(p: Printer) -> Vec<Col> {
         ],
         Printer::Lease => vec![NAME, s("Holder"), AGE],
         Printer::EndpointSlice => vec![NAME, s("AddressType"), s("Ports"), s("Endpoints"), AGE],
+        Printer::PersistentVolumeClaim => vec![
+            NAME,
+            s("Status"),
+            s("Volume"),
+            s("Capacity"),
+            s("Access Modes"),
+            s("StorageClass"),
+            s("VolumeAttributesClass"),
+            AGE,
+            wide("VolumeMode"),
+        ],
+        Printer::PersistentVolume => vec![
+            NAME,
+            s("Capacity"),
+            s("Access Modes"),
+            s("Reclaim Policy"),
+            s("Status"),
+            s("Claim"),
+            s("StorageClass"),
+            s("VolumeAttributesClass"),
+            s("Reason"),
+            AGE,
+            wide("VolumeMode"),
+        ],
+        Printer::Deployment => [NAME, s("Ready"), int("Up-to-date"), int("Available"), AGE]
+            .into_iter()
+            .chain(workload_wide())
+            .collect(),
+        Printer::ReplicaSet => [NAME, int("Desired"), int("Current"), int("Ready"), AGE]
+            .into_iter()
+            .chain(workload_wide())
+            .collect(),
+        Printer::StatefulSet => vec![NAME, s("Ready"), AGE, wide("Containers"), wide("Images")],
+        Printer::DaemonSet => [
+            NAME,
+            int("Desired"),
+            int("Current"),
+            int("Ready"),
+            int("Up-to-date"),
+            int("Available"),
+            s("Node Selector"),
+            AGE,
+        ]
+        .into_iter()
+        .chain(workload_wide())
+        .collect(),
+        Printer::ControllerRevision => vec![NAME, s("Controller"), int("Revision"), AGE],
+        Printer::Job => [NAME, s("Status"), s("Completions"), s("Duration"), AGE]
+            .into_iter()
+            .chain(workload_wide())
+            .collect(),
+        Printer::CronJob => [
+            NAME,
+            s("Schedule"),
+            s("Timezone"),
+            Col("Suspend", "boolean", "", 0),
+            int("Active"),
+            s("Last Schedule"),
+            AGE,
+        ]
+        .into_iter()
+        .chain(workload_wide())
+        .collect(),
+        Printer::Role => vec![NAME, Col("Created At", "date", "", 0)],
+        Printer::RoleBinding => vec![
+            NAME,
+            s("Role"),
+            AGE,
+            wide("Users"),
+            wide("Groups"),
+            wide("ServiceAccounts"),
+        ],
     }
 }
 
@@ -260,6 +374,7 @@ fn service_ports(o: &Value) -> String {
     }
 }
 
+/// A plain label map as `k=v,...` sorted, "<none>" when empty (upstream's `labels.FormatLabels`).
 fn selector(m: &Value) -> String {
     match m.as_object() {
         Some(m) if !m.is_empty() => {
@@ -382,10 +497,153 @@ fn event_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     ]
 }
 
+/// Upstream's `metav1.FormatLabelSelector`: matchLabels as `k=v`, then matchExpressions,
+/// "<none>" when it selects everything.
+pub fn label_selector(sel: &Value) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = sel["matchLabels"].as_object() {
+        let mut kv: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        kv.sort();
+        parts.extend(kv);
+    }
+    for e in arr(&sel["matchExpressions"]) {
+        let key = e["key"].as_str().unwrap_or_default();
+        let values: Vec<&str> = arr(&e["values"]).iter().filter_map(Value::as_str).collect();
+        parts.push(match e["operator"].as_str().unwrap_or_default() {
+            "In" => format!("{key} in ({})", values.join(",")),
+            "NotIn" => format!("{key} notin ({})", values.join(",")),
+            "Exists" => key.to_string(),
+            "DoesNotExist" => format!("!{key}"),
+            other => format!("{key} {other}"),
+        });
+    }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// The containers and images of a pod template, comma-separated as upstream's `layoutContainerCells`.
+fn containers_and_images(template: &Value) -> (Value, Value) {
+    let cs = arr(&template["spec"]["containers"]);
+    let pick = |f: &str| {
+        json!(
+            cs.iter()
+                .map(|c| c[f].as_str().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    };
+    (pick("name"), pick("image"))
+}
+
+fn int(v: &Value) -> Value {
+    json!(v.as_i64().unwrap_or(0))
+}
+
+/// Upstream's `modifiedAccessModes` abbreviations.
+fn access_modes(v: &Value) -> String {
+    arr(v)
+        .iter()
+        .filter_map(Value::as_str)
+        .map(|m| match m {
+            "ReadWriteOnce" => "RWO",
+            "ReadOnlyMany" => "ROX",
+            "ReadWriteMany" => "RWX",
+            "ReadWriteOncePod" => "RWOP",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn timestamp(v: &Value) -> Option<jiff::Timestamp> {
+    v.as_str().and_then(|s| s.parse().ok())
+}
+
+/// Upstream's job status column (1.31+).
+fn job_status(o: &Value) -> &'static str {
+    let has = |t: &str| {
+        arr(&o["status"]["conditions"])
+            .iter()
+            .any(|c| c["type"] == t && c["status"] == "True")
+    };
+    if has("Complete") {
+        "Complete"
+    } else if has("Failed") {
+        "Failed"
+    } else if !o["metadata"]["deletionTimestamp"].is_null() {
+        "Terminating"
+    } else if has("FailureTarget") {
+        "FailureTarget"
+    } else if has("SuccessCriteriaMet") {
+        "SuccessCriteriaMet"
+    } else if has("Suspended") {
+        "Suspended"
+    } else {
+        "Running"
+    }
+}
+
+fn job_cells(o: &Value, now: jiff::Timestamp) -> Vec<Value> {
+    let succeeded = o["status"]["succeeded"].as_i64().unwrap_or(0);
+    let completions = match (
+        o["spec"]["completions"].as_i64(),
+        o["spec"]["parallelism"].as_i64().unwrap_or(1),
+    ) {
+        (Some(c), _) => format!("{succeeded}/{c}"),
+        (None, p) if p > 1 => format!("{succeeded}/1 of {p}"),
+        (None, _) => format!("{succeeded}/1"),
+    };
+    let duration = match timestamp(&o["status"]["startTime"]) {
+        Some(start) => {
+            let end = timestamp(&o["status"]["completionTime"]).unwrap_or(now);
+            human_duration(end.as_second() - start.as_second())
+        }
+        None => String::new(),
+    };
+    let template = &o["spec"]["template"];
+    let (containers, images) = containers_and_images(template);
+    vec![
+        json!(o["metadata"]["name"]),
+        json!(job_status(o)),
+        json!(completions),
+        json!(duration),
+        json!(age(&o["metadata"]["creationTimestamp"], now)),
+        containers,
+        images,
+        json!(label_selector(&o["spec"]["selector"])),
+    ]
+}
+
+fn subjects(o: &Value, kind: &str) -> String {
+    arr(&o["subjects"])
+        .iter()
+        .filter(|s| s["kind"] == kind)
+        .map(|s| {
+            let name = s["name"].as_str().unwrap_or_default();
+            match s["namespace"].as_str() {
+                Some(ns) if kind == "ServiceAccount" => format!("{ns}/{name}"),
+                _ => name.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The cells of one object's row.
 pub fn cells(p: Printer, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
     let name = json!(o["metadata"]["name"]);
     let created = json!(age(&o["metadata"]["creationTimestamp"], now));
+    let (spec, status) = (&o["spec"], &o["status"]);
+    let (containers, images) = containers_and_images(&spec["template"]);
+    let pod_selector = json!(label_selector(&spec["selector"]));
+    let replicas = spec["replicas"].as_i64().unwrap_or(1);
+    let terminating = !o["metadata"]["deletionTimestamp"].is_null();
     match p {
         Printer::Default => vec![name, created],
         Printer::Namespace => vec![
@@ -443,6 +701,149 @@ pub fn cells(p: Printer, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
             name,
             json!(str_or(&o["spec"]["holderIdentity"], "<unset>")),
             created,
+        ],
+        Printer::PersistentVolumeClaim => vec![
+            name,
+            json!(if terminating {
+                "Terminating"
+            } else {
+                str_or(&status["phase"], "Pending")
+            }),
+            json!(spec["volumeName"].as_str().unwrap_or_default()),
+            json!(status["capacity"]["storage"].as_str().unwrap_or_default()),
+            json!(access_modes(&status["accessModes"])),
+            json!(spec["storageClassName"].as_str().unwrap_or_default()),
+            json!(str_or(&spec["volumeAttributesClassName"], "<unset>")),
+            created,
+            json!(str_or(&spec["volumeMode"], "<unset>")),
+        ],
+        Printer::PersistentVolume => {
+            let claim = match spec["claimRef"]["name"].as_str() {
+                Some(n) => format!(
+                    "{}/{n}",
+                    spec["claimRef"]["namespace"].as_str().unwrap_or_default()
+                ),
+                None => String::new(),
+            };
+            vec![
+                name,
+                json!(spec["capacity"]["storage"].as_str().unwrap_or_default()),
+                json!(access_modes(&spec["accessModes"])),
+                json!(str_or(&spec["persistentVolumeReclaimPolicy"], "Retain")),
+                json!(if terminating {
+                    "Terminating"
+                } else {
+                    str_or(&status["phase"], "Pending")
+                }),
+                json!(claim),
+                json!(spec["storageClassName"].as_str().unwrap_or_default()),
+                json!(str_or(&spec["volumeAttributesClassName"], "<unset>")),
+                json!(status["reason"].as_str().unwrap_or_default()),
+                created,
+                json!(str_or(&spec["volumeMode"], "<unset>")),
+            ]
+        }
+        Printer::Deployment => vec![
+            name,
+            json!(format!(
+                "{}/{replicas}",
+                status["readyReplicas"].as_i64().unwrap_or(0)
+            )),
+            int(&status["updatedReplicas"]),
+            int(&status["availableReplicas"]),
+            created,
+            containers,
+            images,
+            pod_selector.clone(),
+        ],
+        Printer::ReplicaSet => vec![
+            name,
+            json!(replicas),
+            int(&status["replicas"]),
+            int(&status["readyReplicas"]),
+            created,
+            containers,
+            images,
+            pod_selector.clone(),
+        ],
+        Printer::StatefulSet => vec![
+            name,
+            json!(format!(
+                "{}/{replicas}",
+                status["readyReplicas"].as_i64().unwrap_or(0)
+            )),
+            created,
+            containers,
+            images,
+        ],
+        Printer::DaemonSet => vec![
+            name,
+            int(&status["desiredNumberScheduled"]),
+            int(&status["currentNumberScheduled"]),
+            int(&status["numberReady"]),
+            int(&status["updatedNumberScheduled"]),
+            int(&status["numberAvailable"]),
+            json!(selector(&spec["template"]["spec"]["nodeSelector"])),
+            created,
+            containers,
+            images,
+            pod_selector.clone(),
+        ],
+        Printer::ControllerRevision => {
+            let owner = arr(&o["metadata"]["ownerReferences"])
+                .iter()
+                .find(|r| r["controller"] == true);
+            let controller = match owner {
+                Some(r) => {
+                    let group = r["apiVersion"]
+                        .as_str()
+                        .and_then(|av| av.rsplit_once('/'))
+                        .map(|(g, _)| format!(".{g}"))
+                        .unwrap_or_default();
+                    format!(
+                        "{}{group}/{}",
+                        r["kind"].as_str().unwrap_or_default(),
+                        r["name"].as_str().unwrap_or_default()
+                    )
+                    .to_lowercase()
+                }
+                None => "<none>".into(),
+            };
+            vec![name, json!(controller), int(&o["revision"]), created]
+        }
+        Printer::Job => job_cells(o, now),
+        Printer::CronJob => {
+            let (containers, images) =
+                containers_and_images(&spec["jobTemplate"]["spec"]["template"]);
+            let last = match status["lastScheduleTime"] {
+                Value::String(_) => age(&status["lastScheduleTime"], now),
+                _ => "<none>".into(),
+            };
+            vec![
+                name,
+                json!(spec["schedule"].as_str().unwrap_or_default()),
+                json!(str_or(&spec["timeZone"], "<none>")),
+                json!(spec["suspend"].as_bool().unwrap_or(false)),
+                json!(arr(&status["active"]).len()),
+                json!(last),
+                created,
+                containers,
+                images,
+                json!(label_selector(&spec["jobTemplate"]["spec"]["selector"])),
+            ]
+        }
+        Printer::Role => vec![name, json!(o["metadata"]["creationTimestamp"])],
+        Printer::RoleBinding => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                o["roleRef"]["kind"].as_str().unwrap_or_default(),
+                o["roleRef"]["name"].as_str().unwrap_or_default()
+            )),
+            created,
+            json!(subjects(o, "User")),
+            json!(subjects(o, "Group")),
+            json!(subjects(o, "ServiceAccount")),
         ],
         Printer::EndpointSlice => {
             let ports: Vec<String> = arr(&o["ports"])
@@ -634,27 +1035,47 @@ mod tests {
 
     #[test]
     fn every_printer_has_as_many_cells_as_columns() {
-        use Printer::*;
-        for p in [
-            Default,
-            Namespace,
-            Node,
-            Service,
-            Endpoints,
-            ConfigMap,
-            Secret,
-            ServiceAccount,
-            Event,
-            Pod,
-            Lease,
-            EndpointSlice,
-        ] {
+        for &p in ALL_PRINTERS {
             assert_eq!(
                 columns_of(p).len(),
                 cells(p, &json!({}), jiff::Timestamp::now()).len(),
                 "{p:?}"
             );
         }
+    }
+
+    #[test]
+    fn deployment_row_shows_ready_of_desired_and_wide_workload_columns() {
+        let o = json!({"metadata": {"name": "web"}, "spec": {"replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]},
+            "template": {"spec": {"containers": [{"name": "nginx", "image": "nginx:1"}, {"name": "side", "image": "busybox"}]}}},
+            "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
+        let c = cells(Printer::Deployment, &o, jiff::Timestamp::now());
+        assert_eq!(c[1], "2/3");
+        assert_eq!((c[2].clone(), c[3].clone()), (json!(3), json!(2)));
+        assert_eq!(c[5], "nginx,side");
+        assert_eq!(c[6], "nginx:1,busybox");
+        assert_eq!(c[7], "app=web,tier in (a,b)");
+    }
+
+    #[test]
+    fn job_row_counts_completions_and_reads_conditions() {
+        let o = json!({"metadata": {"name": "j"}, "spec": {"parallelism": 2},
+            "status": {"succeeded": 1, "startTime": "2020-01-01T00:00:00Z", "completionTime": "2020-01-01T00:00:30Z",
+                "conditions": [{"type": "Complete", "status": "True"}]}});
+        let c = cells(Printer::Job, &o, jiff::Timestamp::now());
+        assert_eq!(c[1], "Complete");
+        assert_eq!(c[2], "1/1 of 2");
+        assert_eq!(c[3], "30s");
+    }
+
+    #[test]
+    fn controller_revision_names_its_controller_like_upstream() {
+        let o = json!({"metadata": {"name": "web-1", "ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "controller": true}]}, "revision": 2});
+        let c = cells(Printer::ControllerRevision, &o, jiff::Timestamp::now());
+        assert_eq!(c[1], "statefulset.apps/web");
+        assert_eq!(c[2], 2);
     }
 
     #[test]
