@@ -20,8 +20,11 @@ use super::handlers::Body;
 use super::resources::{RESOURCES, ResourceType};
 use crate::consts;
 
-/// What kubectl ≤ 1.2x asks `/openapi/v2` for; newer clients spell the `@` as a `.`.
+/// What kubectl ≤ 1.2x asks `/openapi/v2` for.
 pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+/// The Content-Type of the answer: upstream's, with a `.` for the `@`, which Go's
+/// `mime.ParseMediaType` (run by client-go on every response) refuses.
+const V2_PROTOBUF_ANSWER: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 const V2_REF: &str = "#/definitions/";
 const V3_REF: &str = "#/components/schemas/";
 
@@ -137,7 +140,7 @@ fn bytes_response(content_type: &str, body: Bytes) -> Response<Body> {
 /// `/openapi/v2`: protobuf when the client accepts it (kubectl does), JSON otherwise.
 pub fn v2_response(accept: &str) -> Response<Body> {
     if accept.contains("protobuf") {
-        bytes_response(V2_PROTOBUF, V2_PROTO.clone())
+        bytes_response(V2_PROTOBUF_ANSWER, V2_PROTO.clone())
     } else {
         bytes_response("application/json", V2_JSON.clone())
     }
@@ -426,7 +429,7 @@ mod tests {
     #[test]
     fn v2_protobuf_is_served_when_accepted() {
         let r = v2_response(V2_PROTOBUF);
-        assert_eq!(r.headers()["content-type"], V2_PROTOBUF);
+        assert_eq!(r.headers()["content-type"], V2_PROTOBUF_ANSWER);
         let r = v2_response("application/json");
         assert_eq!(r.headers()["content-type"], "application/json");
         // Document.swagger (field 1) comes first.
