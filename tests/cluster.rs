@@ -71,6 +71,10 @@ fn wait_all_ready(kubeconfig: &std::path::Path, want: usize, timeout: Duration) 
     panic!("nodes not Ready after {timeout:?}:\n{last}");
 }
 
+fn docker_and_kubectl() -> bool {
+    docker_available() && require("kubectl", kubectl_path().is_some())
+}
+
 fn volumes_of(container: &str) -> Vec<String> {
     docker(&[
         "inspect",
@@ -87,16 +91,12 @@ fn volumes_of(container: &str) -> Vec<String> {
 
 #[test]
 fn a_three_node_cluster_is_ready_survives_restart_and_deletes_cleanly() {
-    if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
+    if !docker_and_kubectl() {
         return;
     }
     let _turn = cluster_lock();
     let name = "e2e-three";
-    let kc = temp_kubeconfig(name);
-    let _guard = ClusterGuard {
-        name: name.into(),
-        kubeconfig: kc.clone(),
-    };
+    let (kc, _guard) = ClusterGuard::new(name);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -364,7 +364,7 @@ fn a_three_node_cluster_is_ready_survives_restart_and_deletes_cleanly() {
 
 #[test]
 fn two_clusters_run_side_by_side_and_deleting_one_keeps_the_other() {
-    if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
+    if !docker_and_kubectl() {
         return;
     }
     let _turn = cluster_lock();
@@ -529,16 +529,12 @@ fn bad_input_gets_a_one_line_error_and_creates_nothing() {
 
 #[test]
 fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
-    if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
+    if !docker_and_kubectl() {
         return;
     }
     let _turn = cluster_lock();
     let name = "e2e-newip";
-    let kc = temp_kubeconfig(name);
-    let _guard = ClusterGuard {
-        name: name.into(),
-        kubeconfig: kc.clone(),
-    };
+    let (kc, _guard) = ClusterGuard::new(name);
     create(
         name,
         &kc,
@@ -621,11 +617,7 @@ fn two_creates_racing_for_one_name_leave_one_cluster_and_one_clear_error() {
     }
     let _turn = cluster_lock();
     let name = "e2e-race";
-    let kc = temp_kubeconfig(name);
-    let _guard = ClusterGuard {
-        name: name.into(),
-        kubeconfig: kc.clone(),
-    };
+    let (kc, _guard) = ClusterGuard::new(name);
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_kindling"))
             .args([
@@ -665,11 +657,7 @@ fn export_logs_collects_every_component_log_from_every_node() {
     }
     let _turn = cluster_lock();
     let name = "e2e-logs";
-    let kc = temp_kubeconfig(name);
-    let _guard = ClusterGuard {
-        name: name.into(),
-        kubeconfig: kc.clone(),
-    };
+    let (kc, _guard) = ClusterGuard::new(name);
     create(name, &kc, None).ok("create");
     let dir = kc.with_file_name("logs");
     kindling(&["export", "logs", "--name", name, &dir.to_string_lossy()]).ok("export logs");
@@ -693,4 +681,53 @@ fn export_logs_collects_every_component_log_from_every_node() {
     let v: serde_json::Value = serde_json::from_str(&nodes.stdout).unwrap();
     assert_eq!(v[0]["name"], format!("{name}-control-plane"));
     assert_eq!(v[0]["role"], "control-plane");
+}
+
+#[test]
+fn a_failed_create_removes_its_nodes_unless_retained() {
+    if !docker_available() {
+        return;
+    }
+    let _turn = cluster_lock();
+    let name = "e2e-fail";
+    let (kc, _guard) = ClusterGuard::new(name);
+    let kcs = kc.to_string_lossy().into_owned();
+    // No node can be Ready within a millisecond: the wait step fails.
+    let r = kindling(&[
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--wait",
+        "1ms",
+        "--kubeconfig",
+        &kcs,
+    ]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("0/1 nodes Ready"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("kindling export logs --name e2e-fail"),
+        "{}",
+        r.stderr
+    );
+    assert!(node_containers(name).is_empty(), "nodes left behind");
+    let text = std::fs::read_to_string(&kc).unwrap_or_default();
+    assert!(
+        !text.contains("kindling-e2e-fail"),
+        "kubeconfig entry left behind:\n{text}"
+    );
+
+    let r = kindling(&[
+        "create",
+        "cluster",
+        "--name",
+        name,
+        "--wait",
+        "1ms",
+        "--retain",
+        "--kubeconfig",
+        &kcs,
+    ]);
+    assert_ne!(r.code, 0);
+    assert_eq!(node_containers(name), [format!("{name}-control-plane")]);
 }

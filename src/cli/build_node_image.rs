@@ -20,6 +20,9 @@ pub struct Args {
     /// Rebuild even if the image exists.
     #[arg(long)]
     pub force: bool,
+    /// Rebuild every layer without Docker's build cache (implies --force).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 pub async fn run(args: Args, progress: Progress) -> anyhow::Result<()> {
@@ -29,6 +32,7 @@ pub async fn run(args: Args, progress: Progress) -> anyhow::Result<()> {
         base_image: args.base_image,
         debian_mirror: args.debian_mirror,
         force: args.force,
+        no_cache: args.no_cache,
     };
     let tag = ensure(&docker, &opts, progress).await?;
     println!("{tag}");

@@ -149,6 +149,8 @@ pub async fn create(docker: &Docker, opts: &CreateOptions, progress: Progress) -
         for name in &made {
             let _ = remove_node(docker, name).await;
         }
+        // The kubeconfig entry may already point at the removed nodes.
+        let _ = kubeconfig::remove_entry(&opts.kubeconfig, &context_name(&opts.name));
         step.done();
     }
     result

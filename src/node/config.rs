@@ -63,3 +63,22 @@ impl NodeConfig {
         )
     }
 }
+
+#[cfg(test)]
+impl NodeConfig {
+    /// A node `dev-control-plane` of cluster `dev` with the given role and kind's defaults.
+    pub fn example(role: Role) -> Self {
+        NodeConfig {
+            cluster: "dev".into(),
+            node_name: "dev-control-plane".into(),
+            role,
+            control_planes: vec!["dev-control-plane".into()],
+            pod_subnet: crate::consts::DEFAULT_POD_SUBNET.into(),
+            service_subnet: crate::consts::DEFAULT_SERVICE_SUBNET.into(),
+            labels: BTreeMap::new(),
+            register_taints: vec![],
+            kube_proxy_mode: KubeProxyMode::default(),
+            flannel_backend: FlannelBackend::default(),
+        }
+    }
+}

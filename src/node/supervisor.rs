@@ -305,20 +305,11 @@ async fn stop_all(procs: &mut [Supervised]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::config::{FlannelBackend, KubeProxyMode};
 
     fn cfg(role: Role) -> NodeConfig {
         NodeConfig {
-            cluster: "dev".into(),
-            node_name: "dev-control-plane".into(),
-            role,
             control_planes: vec!["dev-control-plane".into(), "dev-control-plane2".into()],
-            pod_subnet: "10.244.0.0/16".into(),
-            service_subnet: "10.96.0.0/16".into(),
-            labels: Default::default(),
-            register_taints: vec![],
-            kube_proxy_mode: KubeProxyMode::Iptables,
-            flannel_backend: FlannelBackend::Vxlan,
+            ..NodeConfig::example(role)
         }
     }
 

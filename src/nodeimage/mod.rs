@@ -67,6 +67,8 @@ pub struct BuildOptions {
     pub debian_mirror: Option<String>,
     /// Rebuild even when the tag exists.
     pub force: bool,
+    /// Rebuild every layer (no build cache): a cold build, for benchmarks and broken caches.
+    pub no_cache: bool,
 }
 
 /// The build context's files (embedded Dockerfile and configs plus the executable).
@@ -109,7 +111,7 @@ fn tag_for(files: &[(String, u32, Vec<u8>)]) -> String {
 pub async fn ensure(docker: &Docker, opts: &BuildOptions, progress: Progress) -> Result<String> {
     let files = context_files(&current_exe()?);
     let tag = opts.image.clone().unwrap_or_else(|| tag_for(&files));
-    if !opts.force && image_exists(docker, &tag).await? {
+    if !opts.force && !opts.no_cache && image_exists(docker, &tag).await? {
         progress.say(&format!(" ✓ Node image {tag} is present"));
         return Ok(tag);
     }
@@ -124,6 +126,7 @@ pub async fn ensure(docker: &Docker, opts: &BuildOptions, progress: Progress) ->
         .t(&tag)
         .rm(true)
         .forcerm(true)
+        .nocache(opts.no_cache)
         .buildargs(&args)
         .labels(&labels)
         .build();

@@ -108,6 +108,18 @@ pub struct ClusterGuard {
     pub kubeconfig: PathBuf,
 }
 
+impl ClusterGuard {
+    /// A fresh kubeconfig path for cluster `name` and a guard that deletes the cluster.
+    pub fn new(name: &str) -> (PathBuf, ClusterGuard) {
+        let kubeconfig = temp_kubeconfig(name);
+        let guard = ClusterGuard {
+            name: name.into(),
+            kubeconfig: kubeconfig.clone(),
+        };
+        (kubeconfig, guard)
+    }
+}
+
 impl Drop for ClusterGuard {
     fn drop(&mut self) {
         let _ = kindling(&[

@@ -219,20 +219,13 @@ mod tests {
 
     fn cfg(role: Role) -> NodeConfig {
         NodeConfig {
-            cluster: "dev".into(),
-            node_name: "dev-control-plane".into(),
-            role,
-            control_planes: vec!["dev-control-plane".into()],
-            pod_subnet: "10.244.0.0/16".into(),
-            service_subnet: "10.96.0.0/16".into(),
             labels: [("tier".to_string(), "web".to_string())].into(),
             register_taints: vec![CfgTaint {
                 key: "node-role.kubernetes.io/control-plane".into(),
                 value: String::new(),
                 effect: "NoSchedule".into(),
             }],
-            kube_proxy_mode: Default::default(),
-            flannel_backend: Default::default(),
+            ..NodeConfig::example(role)
         }
     }
 
