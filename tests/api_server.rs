@@ -499,3 +499,292 @@ async fn lists_page_with_limit_and_continue_and_filter_by_field() {
         .await;
     assert!(all[0].is_ok());
 }
+
+/// Run kubectl, failing the test with its output when it fails; stdout.
+fn kubectl_ok(s: &ApiServer, kubectl: &std::path::Path, args: &[&str]) -> String {
+    let (ok, out, err) = s.kubectl(kubectl, args);
+    assert!(ok, "{kubectl:?} {args:?} failed:\n{out}{err}");
+    out
+}
+
+/// An object as `kubectl get -o json` shows it.
+fn kubectl_json(s: &ApiServer, kubectl: &std::path::Path, args: &[&str]) -> Value {
+    let args = [args, &["-o", "json"]].concat();
+    let out = kubectl_ok(s, kubectl, &args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+// kubectl's typed commands send Kubernetes protobuf (and never fall back to JSON); these check
+// that every field they set arrives, for the current kubectl and Debian's 1.20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_create_commands_send_protobuf_that_the_server_fully_decodes() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let ns = format!("proto-{i}");
+        let out = kubectl_ok(&s, kubectl, &["create", "namespace", &ns]);
+        assert!(out.contains(&format!("namespace/{ns} created")), "{out}");
+        let v = kubectl_json(&s, kubectl, &["get", "ns", &ns]);
+        assert_eq!(v["status"]["phase"], "Active", "{v}");
+
+        let n = ["-n", ns.as_str()];
+        let out = kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &[
+                    "create",
+                    "configmap",
+                    "settings",
+                    "--from-literal=color=blue",
+                    "--from-literal=size=L",
+                ][..],
+                &n,
+            ]
+            .concat(),
+        );
+        assert!(out.contains("configmap/settings created"), "{out}");
+        let v = kubectl_json(&s, kubectl, &[&["get", "cm", "settings"][..], &n].concat());
+        assert_eq!(v["data"], json!({"color": "blue", "size": "L"}), "{v}");
+
+        kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &[
+                    "create",
+                    "secret",
+                    "generic",
+                    "creds",
+                    "--from-literal=password=hunter2",
+                ][..],
+                &n,
+            ]
+            .concat(),
+        );
+        let v = kubectl_json(&s, kubectl, &[&["get", "secret", "creds"][..], &n].concat());
+        assert_eq!(v["data"]["password"], "aHVudGVyMg==", "{v}");
+        assert_eq!(v["type"], "Opaque", "{v}");
+
+        kubectl_ok(
+            &s,
+            kubectl,
+            &[&["create", "serviceaccount", "robot"][..], &n].concat(),
+        );
+        let v = kubectl_json(
+            &s,
+            kubectl,
+            &[&["get", "serviceaccount", "robot"][..], &n].concat(),
+        );
+        assert_eq!(v["metadata"]["name"], "robot", "{v}");
+
+        kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &["create", "service", "clusterip", "db", "--tcp=5432:5433"][..],
+                &n,
+            ]
+            .concat(),
+        );
+        let v = kubectl_json(&s, kubectl, &[&["get", "service", "db"][..], &n].concat());
+        assert_eq!(v["spec"]["ports"][0]["port"], 5432, "{v}");
+        assert_eq!(v["spec"]["ports"][0]["targetPort"], 5433, "{v}");
+        assert_eq!(v["spec"]["selector"], json!({"app": "db"}), "{v}");
+
+        let out = kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &[
+                    "run",
+                    "pod1",
+                    "--image=busybox",
+                    "--labels=a=b",
+                    "--env=GREETING=hi",
+                ][..],
+                &n,
+                &["--", "sleep", "3600"],
+            ]
+            .concat(),
+        );
+        assert!(out.contains("pod/pod1 created"), "{out}");
+        let v = kubectl_json(&s, kubectl, &[&["get", "pod", "pod1"][..], &n].concat());
+        assert_eq!(v["metadata"]["labels"], json!({"a": "b"}), "{v}");
+        let c = &v["spec"]["containers"][0];
+        assert_eq!(c["name"], "pod1", "{v}");
+        assert_eq!(c["image"], "busybox", "{v}");
+        assert_eq!(c["args"], json!(["sleep", "3600"]), "{v}");
+        assert_eq!(
+            c["env"],
+            json!([{"name": "GREETING", "value": "hi"}]),
+            "{v}"
+        );
+
+        kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &[
+                    "run",
+                    "pod2",
+                    "--image=busybox",
+                    "--restart=Never",
+                    "--command",
+                ][..],
+                &n,
+                &["--", "sh", "-c", "echo hi"],
+            ]
+            .concat(),
+        );
+        let v = kubectl_json(&s, kubectl, &[&["get", "pod", "pod2"][..], &n].concat());
+        assert_eq!(
+            v["spec"]["containers"][0]["command"],
+            json!(["sh", "-c", "echo hi"]),
+            "{v}"
+        );
+        assert_eq!(v["spec"]["restartPolicy"], "Never", "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_creates_deployments_and_jobs_through_protobuf() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let ns = format!("work-{i}");
+        kubectl_ok(&s, kubectl, &["create", "namespace", &ns]);
+        let n = ["-n", ns.as_str()];
+        let out = kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &[
+                    "create",
+                    "deployment",
+                    "web",
+                    "--image=nginx",
+                    "--replicas=2",
+                    "--port=80",
+                ][..],
+                &n,
+            ]
+            .concat(),
+        );
+        assert!(out.contains("deployment.apps/web created"), "{out}");
+        let v = kubectl_json(
+            &s,
+            kubectl,
+            &[&["get", "deployment", "web"][..], &n].concat(),
+        );
+        assert_eq!(v["spec"]["replicas"], 2, "{v}");
+        assert_eq!(
+            v["spec"]["selector"]["matchLabels"],
+            json!({"app": "web"}),
+            "{v}"
+        );
+        let c = &v["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["image"], "nginx", "{v}");
+        assert_eq!(c["ports"][0]["containerPort"], 80, "{v}");
+        assert_eq!(
+            v["spec"]["template"]["metadata"]["labels"],
+            json!({"app": "web"}),
+            "{v}"
+        );
+
+        let out = kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &["create", "job", "once", "--image=busybox"][..],
+                &n,
+                &["--", "echo", "done"],
+            ]
+            .concat(),
+        );
+        assert!(out.contains("job.batch/once created"), "{out}");
+        let v = kubectl_json(&s, kubectl, &[&["get", "job", "once"][..], &n].concat());
+        let pod = &v["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["containers"][0]["command"],
+            json!(["echo", "done"]),
+            "{v}"
+        );
+        assert_eq!(pod["restartPolicy"], "Never", "{v}");
+
+        let out = kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                &[
+                    "expose",
+                    "deployment",
+                    "web",
+                    "--port=8080",
+                    "--target-port=80",
+                ][..],
+                &n,
+            ]
+            .concat(),
+        );
+        assert!(out.contains("service/web exposed"), "{out}");
+        let v = kubectl_json(&s, kubectl, &[&["get", "service", "web"][..], &n].concat());
+        assert_eq!(v["spec"]["ports"][0]["port"], 8080, "{v}");
+        assert_eq!(v["spec"]["selector"], json!({"app": "web"}), "{v}");
+    }
+    // batch/v1 CronJobs came with kubectl 1.21; 1.20 creates batch/v1beta1 ones.
+    if let Some(kubectl) = api::kubectl_current() {
+        kubectl_ok(
+            &s,
+            &kubectl,
+            &[
+                "create",
+                "cronjob",
+                "tick",
+                "--image=busybox",
+                "--schedule=*/5 * * * *",
+                "--",
+                "date",
+            ],
+        );
+        let v = kubectl_json(&s, &kubectl, &["get", "cronjob", "tick"]);
+        assert_eq!(v["spec"]["schedule"], "*/5 * * * *", "{v}");
+        let pod = &v["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+        assert_eq!(pod["containers"][0]["command"], json!(["date"]), "{v}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_protobuf_bodies_are_bad_requests() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    let ct = "application/vnd.kubernetes.protobuf";
+    // magic, then runtime.Unknown{typeMeta{"v1","Namespace"}, raw: cut short}
+    let mut truncated = b"k8s\0\x0a\x0f\x0a\x02v1\x12\x09Namespace\x12\x20\x0a\x05".to_vec();
+    truncated.extend_from_slice(b"ab");
+    for (body, expected) in [
+        (truncated, "ends in the middle of a field"),
+        (b"{\"metadata\":{}}".to_vec(), "magic"),
+        (
+            b"k8s\0\xff\xff\xff".to_vec(),
+            "could not decode the protobuf request body",
+        ),
+    ] {
+        let (code, out) = s
+            .request(
+                "POST",
+                "/api/v1/namespaces",
+                Some(&s.admin),
+                Some((ct, body)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(code, 400, "{out}");
+        let st: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(st["reason"], "BadRequest", "{st}");
+        assert!(st["message"].as_str().unwrap().contains(expected), "{st}");
+    }
+}

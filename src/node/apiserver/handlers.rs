@@ -420,7 +420,7 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     Ok(Bytes::from(buf))
 }
 
-/// JSON or YAML, by Content-Type.
+/// JSON, YAML or Kubernetes protobuf, by Content-Type.
 fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
     let ct = content_type.split(';').next().unwrap_or_default().trim();
     let v: Value = match ct {
@@ -429,7 +429,9 @@ fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
             serde_saphyr::from_str(s)
                 .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))?
         }
-        "application/vnd.kubernetes.protobuf" => return Err(ApiError::unsupported_media(ct)),
+        super::protobuf::CONTENT_TYPE => super::protobuf::decode(body).map_err(|e| {
+            ApiError::bad_request(format!("could not decode the protobuf request body: {e}"))
+        })?,
         _ => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("error decoding request body: {e}")))?,
     };

@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod handlers;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod review;
 pub mod routes;
