@@ -449,8 +449,10 @@ async fn finalizers_hold_an_object_until_the_last_one_is_removed() {
         .await
         .unwrap();
     assert!(cms.get_opt("kept").await.unwrap().is_some());
-    let mut pp = PostParams::default();
-    pp.dry_run = true;
+    let pp = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
     let ghost: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "ghost"}, "data": {"x": "1"}})).unwrap();
     let answered = cms.create(&pp, &ghost).await.unwrap();

@@ -164,13 +164,22 @@ mod tests {
         let r = res("/api/v1/nodes/n1/status");
         assert_eq!(r.subresource.as_deref(), Some("status"));
         assert!(res("/api/v1/watch/namespaces/default/pods").watch);
+        let r = res("/apis/apps/v1/namespaces/default/deployments/web/scale");
+        assert_eq!(
+            (r.rt.kind, r.subresource.as_deref()),
+            ("Deployment", Some("scale"))
+        );
+        assert_eq!(
+            parse("/apis/apps/v1/namespaces/d/daemonsets/x/scale"),
+            Route::NotFound
+        );
     }
 
     #[test]
     fn unknown_paths_and_subresources_are_not_found() {
         assert_eq!(parse("/api/v1/nodes/n1/bogus"), Route::NotFound);
         assert_eq!(parse("/api/v2"), Route::NotFound);
-        assert_eq!(parse("/apis/apps"), Route::NotFound);
+        assert_eq!(parse("/apis/example.com"), Route::NotFound);
         assert_eq!(
             parse("/api/v1/namespaces/default/configmaps/a/b/c"),
             Route::NotFound
