@@ -11,19 +11,69 @@ use serde_json::{Map, Value, json};
 /// mark them (k8s-openapi's schemas drop these extensions): (definition, field, strategy, key).
 const PATCH_META: &[(&str, &str, &str, &str)] = &[
     ("io.k8s.api.core.v1.PodSpec", "containers", "merge", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "initContainers", "merge", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "merge", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", "name"),
-    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", "name"),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "initContainers",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "ephemeralContainers",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "volumes",
+        "merge,retainKeys",
+        "name",
+    ),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "imagePullSecrets",
+        "merge",
+        "name",
+    ),
     ("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", "ip"),
     ("io.k8s.api.core.v1.Container", "env", "merge", "name"),
-    ("io.k8s.api.core.v1.Container", "ports", "merge", "containerPort"),
-    ("io.k8s.api.core.v1.Container", "volumeMounts", "merge", "mountPath"),
-    ("io.k8s.api.core.v1.Container", "volumeDevices", "merge", "devicePath"),
+    (
+        "io.k8s.api.core.v1.Container",
+        "ports",
+        "merge",
+        "containerPort",
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeMounts",
+        "merge",
+        "mountPath",
+    ),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        "merge",
+        "devicePath",
+    ),
     ("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", "port"),
-    ("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", "name"),
-    ("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "merge", "uid"),
-    ("io.k8s.api.apps.v1.DeploymentSpec", "strategy", "retainKeys", ""),
+    (
+        "io.k8s.api.core.v1.ServiceAccount",
+        "secrets",
+        "merge",
+        "name",
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        "merge",
+        "uid",
+    ),
+    (
+        "io.k8s.api.apps.v1.DeploymentSpec",
+        "strategy",
+        "retainKeys",
+        "",
+    ),
 ];
 
 /// A served kind: its definition name, GVK, and the list definition built beside it
@@ -148,7 +198,10 @@ fn main() {
     }
     // Upstream publishes both as strings of a known format, which kubectl 1.20 expects.
     for (name, format) in [
-        ("io.k8s.apimachinery.pkg.util.intstr.IntOrString", Some("int-or-string")),
+        (
+            "io.k8s.apimachinery.pkg.util.intstr.IntOrString",
+            Some("int-or-string"),
+        ),
         ("io.k8s.apimachinery.pkg.api.resource.Quantity", None),
     ] {
         if let Some(d) = defs.get_mut(name).and_then(Value::as_object_mut) {
