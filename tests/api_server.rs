@@ -788,3 +788,54 @@ async fn malformed_protobuf_bodies_are_bad_requests() {
         assert!(st["message"].as_str().unwrap().contains(expected), "{st}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_creates_rbac_objects_and_asks_can_i_through_protobuf() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let (role, binding) = (format!("reader-{i}"), format!("alice-reads-{i}"));
+        kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                "create",
+                "role",
+                &role,
+                "--verb=get",
+                "--verb=list",
+                "--resource=pods",
+            ],
+        );
+        let v = kubectl_json(&s, kubectl, &["get", "role", &role]);
+        // apiGroups [""] checks that empty strings in lists survive.
+        assert_eq!(
+            v["rules"],
+            json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}]),
+            "{v}"
+        );
+        kubectl_ok(
+            &s,
+            kubectl,
+            &[
+                "create",
+                "rolebinding",
+                &binding,
+                &format!("--role={role}"),
+                "--user=alice",
+            ],
+        );
+        let v = kubectl_json(&s, kubectl, &["get", "rolebinding", &binding]);
+        assert_eq!(
+            v["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role}),
+            "{v}"
+        );
+        assert_eq!(v["subjects"][0]["name"], "alice", "{v}");
+        assert_eq!(v["subjects"][0]["kind"], "User", "{v}");
+        // A SelfSubjectAccessReview, sent as protobuf.
+        let out = kubectl_ok(&s, kubectl, &["auth", "can-i", "list", "pods"]);
+        assert_eq!(out.trim(), "yes");
+    }
+}
