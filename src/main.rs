@@ -10,6 +10,10 @@ fn main() -> std::process::ExitCode {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // The CNI plugin is short-lived and synchronous: answer before starting any runtime.
+    if name == "flannel" {
+        return kindling::node::flannel::cni::main();
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -27,6 +31,8 @@ fn main() -> std::process::ExitCode {
             kindling::node::apiserver::Args::parse(),
         )),
         "kubelet" => rt.block_on(kindling::node::kubelet::run()),
+        "kube-controller-manager" => rt.block_on(kindling::node::controllers::run()),
+        "flanneld" => rt.block_on(kindling::node::flannel::run()),
         _ => rt.block_on(cli::run(cli::Cli::parse())),
     };
     match result {

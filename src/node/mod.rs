@@ -2,6 +2,8 @@
 
 pub mod apiserver;
 pub mod config;
+pub mod controllers;
+pub mod flannel;
 pub mod kubelet;
 pub mod net;
 pub mod supervisor;

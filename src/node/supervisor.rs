@@ -92,7 +92,18 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
             program: bin("kube-apiserver"),
             args,
         });
+        v.push(Component {
+            name: "kube-controller-manager",
+            program: bin("kube-controller-manager"),
+            args: vec![],
+        });
     }
+    // Before the kubelet, so the CNI config exists by the time pods start.
+    v.push(Component {
+        name: "flanneld",
+        program: bin("flanneld"),
+        args: vec![],
+    });
     v.push(Component {
         name: "kubelet",
         program: bin("kubelet"),
@@ -319,7 +330,17 @@ mod tests {
             .iter()
             .map(|c| c.name)
             .collect();
-        assert_eq!(names, ["containerd", "etcd", "kube-apiserver", "kubelet"]);
+        assert_eq!(
+            names,
+            [
+                "containerd",
+                "etcd",
+                "kube-apiserver",
+                "kube-controller-manager",
+                "flanneld",
+                "kubelet"
+            ]
+        );
     }
 
     #[test]
@@ -328,7 +349,7 @@ mod tests {
             .iter()
             .map(|c| c.name)
             .collect();
-        assert_eq!(names, ["containerd", "kubelet"]);
+        assert_eq!(names, ["containerd", "flanneld", "kubelet"]);
     }
 
     #[test]
