@@ -180,11 +180,7 @@ fn vxlan_cluster_matches_upstream_flannel_and_pods_talk_across_nodes() {
     // flanneld has routes to both other nodes.
     let routes = wait_for(
         &w1,
-        &format!(
-            "ip route | grep -q '{} via' && ip route | grep -q '{} via' && ip route",
-            base(c_cp),
-            base(c_w2)
-        ),
+        &format!("ip route | grep -q '{c_cp} via' && ip route | grep -q '{c_w2} via' && ip route"),
         "routes to the other nodes",
     );
     // Upstream: `<remote subnet> via <remote .0> dev flannel.1 onlink`, one per remote node.
