@@ -1,7 +1,14 @@
-//! kubelet: registers its Node through the Kubernetes API and keeps it Ready with status
-//! heartbeats and a Lease in kube-node-lease, as the upstream kubelet does.
+//! kubelet: registers its Node and keeps it Ready with status heartbeats and a Lease in
+//! kube-node-lease, and runs the pods bound to the node through CRI, as the upstream kubelet does.
 
+mod backoff;
+pub mod cri;
+mod events;
+mod images;
 mod node_status;
+mod pods;
+mod spec;
+mod status;
 
 use std::time::Duration;
 
@@ -11,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::consts::{KUBELET_KUBECONFIG_PATH, NODE_LEASE_NAMESPACE};
+use crate::consts::{CONTAINERD_SOCKET, KUBELET_KUBECONFIG_PATH, NODE_LEASE_NAMESPACE};
 use crate::node::config::NodeConfig;
 
 pub use node_status::{NodeFacts, desired_node, status_patch};
@@ -35,6 +42,20 @@ pub async fn run() -> anyhow::Result<()> {
     let cfg = NodeConfig::load()?;
     let client = client().await?;
     let facts = NodeFacts::gather();
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let ctx = pods::Ctx::new(
+        cri::client::Cri::new(CONTAINERD_SOCKET),
+        client.clone(),
+        cfg.node_name.clone(),
+        facts.internal_ip.clone(),
+        spec::dns_from_resolv_conf(&resolv),
+    );
+    tokio::spawn(pods::run(std::sync::Arc::new(ctx)));
+    heartbeat(cfg, client, facts).await
+}
+
+/// Registers the Node, then renews its status and Lease for as long as the kubelet runs.
+async fn heartbeat(cfg: NodeConfig, client: kube::Client, facts: NodeFacts) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     let leases: Api<Lease> = Api::namespaced(client, NODE_LEASE_NAMESPACE);
     let mut uid: Option<String> = None;

@@ -1,0 +1,337 @@
+//! End-to-end: pods bound to a node run as real containers through CRI and containerd, as a
+//! user sees them with kubectl (status, -o wide, CrashLoopBackOff, missing images, deletion).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// The test's own image (Debian base running `sleep`), imported into the node's containerd.
+/// It also stands in for the pause image until the bundled one is preloaded.
+const TEST_IMAGE: &str = "kindling-test/pods:sleep";
+const PAUSE: &str = "docker.io/kindling/pause:3.10";
+
+/// A bridge + host-local network for pods, until flanneld writes the real conflist.
+const TEST_CONFLIST: &str = r#"{"cniVersion":"0.4.0","name":"kindling-test","plugins":[
+{"type":"bridge","bridge":"cni0","isGateway":true,"ipMasq":true,"hairpinMode":true,
+ "ipam":{"type":"host-local","ranges":[[{"subnet":"10.244.7.0/24"}]],"routes":[{"dst":"0.0.0.0/0"}]}},
+{"type":"portmap","capabilities":{"portMappings":true}}]}"#;
+
+fn docker_and_kubectl() -> bool {
+    docker_available() && require("kubectl", kubectl_path().is_some())
+}
+
+fn node_sh(node: &str, script: &str) -> Run {
+    docker(&["exec", node, "sh", "-c", script])
+}
+
+/// Builds the test image on the host (once) and imports it into the node, also tagged as the
+/// pause image when the node has none.
+fn load_test_image(node: &str) {
+    if docker(&["image", "inspect", TEST_IMAGE]).code != 0 {
+        let dir = std::env::temp_dir().join(format!("kindling-pods-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            "FROM kindling/debian-base:bookworm\nCMD [\"sleep\", \"infinity\"]\n",
+        )
+        .unwrap();
+        docker(&["build", "-q", "-t", TEST_IMAGE, &dir.to_string_lossy()]).ok("docker build");
+    }
+    let script =
+        format!("docker save {TEST_IMAGE} | docker exec -i {node} ctr -n k8s.io images import -");
+    run(std::process::Command::new("sh").args(["-c", &script])).ok("import the test image");
+    let has_pause = node_sh(
+        node,
+        &format!("ctr -n k8s.io images ls -q | grep -qx {PAUSE}"),
+    );
+    if has_pause.code != 0 {
+        node_sh(
+            node,
+            &format!("ctr -n k8s.io images tag docker.io/{TEST_IMAGE} {PAUSE}"),
+        )
+        .ok("tag the pause image");
+    }
+}
+
+/// Writes the test network unless a CNI config (flannel's) is already there.
+fn ensure_cni(node: &str) {
+    let script = format!(
+        "ls /etc/cni/net.d/*.conflist >/dev/null 2>&1 || \
+         (mkdir -p /etc/cni/net.d && cat > /etc/cni/net.d/10-test.conflist <<'EOF'\n{TEST_CONFLIST}\nEOF\n)"
+    );
+    node_sh(node, &script).ok("write the CNI config");
+}
+
+fn apply(kc: &Path, name: &str, manifest: &str) {
+    let path = kc.with_file_name(format!("{name}.yaml"));
+    std::fs::write(&path, manifest).unwrap();
+    kubectl(kc, &["apply", "-f", &path.to_string_lossy()]).ok("kubectl apply");
+}
+
+fn pod_json(kc: &Path, name: &str) -> Option<Value> {
+    let r = kubectl(kc, &["get", "pod", name, "-o", "json"]);
+    (r.code == 0).then(|| serde_json::from_str(&r.stdout).unwrap())
+}
+
+/// Polls the pod until `done` holds, or fails showing the last state seen.
+fn wait_pod(kc: &Path, name: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    let mut last = Value::Null;
+    while start.elapsed() < timeout {
+        if let Some(p) = pod_json(kc, name) {
+            if done(&p) {
+                return p;
+            }
+            last = p;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("pod {name} did not get there in {timeout:?}; last seen:\n{last:#}");
+}
+
+fn pod_manifest(
+    name: &str,
+    node: &str,
+    image: &str,
+    extra_container: &str,
+    extra_spec: &str,
+) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+  labels: {{app: {name}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 2
+{extra_spec}  containers:
+  - name: app
+    image: {image}
+{extra_container}"
+    )
+}
+
+#[test]
+fn pods_run_crash_loop_miss_images_and_stop_on_delete() {
+    if !docker_and_kubectl() {
+        return;
+    }
+    let _lock = cluster_lock();
+    let name = "pods-e2e";
+    let (kc, _guard) = ClusterGuard::new(name);
+    let kcs = kc.to_string_lossy().into_owned();
+    kindling(&["create", "cluster", "--name", name, "--kubeconfig", &kcs]).ok("create cluster");
+    let node = format!("{name}-control-plane");
+    ensure_cni(&node);
+    load_test_image(&node);
+
+    // A pod with its node set reaches Running with an IP, and its env sees the downward API.
+    let started = Instant::now();
+    apply(
+        &kc,
+        "web",
+        &pod_manifest(
+            "web",
+            &node,
+            TEST_IMAGE,
+            "    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'echo \"hello from $POD_NAME in $POD_NS at $POD_IP on $NODE\"; exec sleep infinity']
+    resources: {limits: {memory: 64Mi, cpu: 500m}}
+    env:
+    - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+    - {name: POD_NS, valueFrom: {fieldRef: {fieldPath: metadata.namespace}}}
+    - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+    - {name: NODE, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}
+",
+            "",
+        ),
+    );
+    let web = wait_pod(&kc, "web", Duration::from_secs(60), |p| {
+        p["status"]["phase"] == "Running" && p["status"]["podIP"].is_string()
+    });
+    eprintln!(
+        "pod start latency (kubectl apply → Running seen): {:?}",
+        started.elapsed()
+    );
+    let ip = web["status"]["podIP"].as_str().unwrap().to_string();
+    assert!(
+        ip.starts_with("10.244."),
+        "pod IP {ip} is in the pod network"
+    );
+    let cs = &web["status"]["containerStatuses"][0];
+    assert_eq!(cs["name"], "app");
+    assert_eq!(cs["ready"], true);
+    assert_eq!(cs["restartCount"], 0);
+    assert!(cs["state"]["running"]["startedAt"].is_string(), "{cs}");
+    assert_eq!(cs["image"], format!("docker.io/{TEST_IMAGE}"));
+    let cid = cs["containerID"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("containerd://")
+        .unwrap()
+        .to_string();
+    let ready = web["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
+    assert_eq!(ready["status"], "True");
+    assert!(web["status"]["hostIP"].is_string());
+
+    let wide = kubectl(&kc, &["get", "pods", "-o", "wide"])
+        .ok("get pods -o wide")
+        .stdout;
+    let row = wide
+        .lines()
+        .find(|l| l.starts_with("web "))
+        .unwrap_or_else(|| panic!("{wide}"));
+    assert!(
+        row.contains("Running") && row.contains(&ip) && row.contains(&node),
+        "{wide}"
+    );
+
+    // The container really runs in containerd, logging where kubectl logs will read it.
+    let tasks = node_sh(&node, "ctr -n k8s.io tasks ls")
+        .ok("tasks ls")
+        .stdout;
+    assert!(
+        tasks
+            .lines()
+            .any(|l| l.starts_with(&cid) && l.contains("RUNNING")),
+        "{tasks}"
+    );
+    let uid = web["metadata"]["uid"].as_str().unwrap();
+    let log = node_sh(
+        &node,
+        &format!("cat /var/log/pods/default_web_{uid}/app/0.log"),
+    )
+    .ok("read log")
+    .stdout;
+    assert!(
+        log.contains(&format!("hello from web in default at {ip} on {node}")),
+        "{log}"
+    );
+    let describe = kubectl(&kc, &["describe", "pod", "web"])
+        .ok("describe")
+        .stdout;
+    for reason in ["Pulled", "Created", "Started"] {
+        assert!(
+            describe.contains(reason),
+            "describe shows {reason}:\n{describe}"
+        );
+    }
+
+    // A restarted kubelet adopts the running pod instead of starting it again.
+    node_sh(&node, "kill $(pidof kubelet)").ok("kill kubelet");
+    std::thread::sleep(Duration::from_secs(4));
+    let again = pod_json(&kc, "web").unwrap();
+    assert_eq!(
+        again["status"]["containerStatuses"][0]["containerID"],
+        format!("containerd://{cid}")
+    );
+    assert_eq!(again["status"]["containerStatuses"][0]["restartCount"], 0);
+    let sandboxes = node_sh(&node, "ctr -n k8s.io containers ls -q")
+        .ok("containers ls")
+        .stdout;
+    assert_eq!(
+        sandboxes.lines().count(),
+        2,
+        "one sandbox and one container:\n{sandboxes}"
+    );
+
+    // A container that keeps failing goes into CrashLoopBackOff with a growing restart count.
+    apply(
+        &kc,
+        "crash",
+        &pod_manifest(
+            "crash",
+            &node,
+            TEST_IMAGE,
+            "    imagePullPolicy: IfNotPresent\n    command: [sh, -c, 'exit 1']\n",
+            "",
+        ),
+    );
+    let crash = wait_pod(&kc, "crash", Duration::from_secs(60), |p| {
+        let cs = &p["status"]["containerStatuses"][0];
+        cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+            && cs["restartCount"].as_i64() >= Some(2)
+    });
+    let cs = &crash["status"]["containerStatuses"][0];
+    assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
+    let msg = cs["state"]["waiting"]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("back-off 20s restarting failed container=app pod=crash_default("),
+        "{msg}"
+    );
+    assert_eq!(crash["status"]["phase"], "Running");
+    let get = kubectl(&kc, &["get", "pod", "crash"])
+        .ok("get crash")
+        .stdout;
+    assert!(get.contains("CrashLoopBackOff"), "{get}");
+
+    // Images the node lacks: the user is told how to load them.
+    apply(
+        &kc,
+        "never",
+        &pod_manifest(
+            "never",
+            &node,
+            "example/missing:1",
+            "    imagePullPolicy: Never\n",
+            "",
+        ),
+    );
+    apply(
+        &kc,
+        "absent",
+        &pod_manifest("absent", &node, "example/missing:1", "", ""),
+    );
+    for (pod, reasons) in [
+        ("never", &["ErrImageNeverPull"][..]),
+        ("absent", &["ErrImagePull", "ImagePullBackOff"][..]),
+    ] {
+        let p = wait_pod(&kc, pod, Duration::from_secs(30), |p| {
+            let r = &p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"];
+            reasons.iter().any(|x| r == *x)
+        });
+        let msg = p["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+            .as_str()
+            .unwrap();
+        assert!(
+            msg.contains("kindling load docker-image example/missing:1"),
+            "{msg}"
+        );
+        assert_eq!(p["status"]["phase"], "Pending");
+    }
+    wait_pod(&kc, "absent", Duration::from_secs(10), |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+    });
+
+    // Deleting a pod stops and removes its containers and sandbox.
+    kubectl(&kc, &["delete", "pod", "web", "crash", "never", "absent"]).ok("delete pods");
+    let start = Instant::now();
+    loop {
+        let containers = node_sh(&node, "ctr -n k8s.io containers ls -q")
+            .ok("containers ls")
+            .stdout;
+        let tasks = node_sh(&node, "ctr -n k8s.io tasks ls -q")
+            .ok("tasks ls")
+            .stdout;
+        if containers.trim().is_empty() && tasks.trim().is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "containers left after delete:\n{containers}\ntasks:\n{tasks}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let left = kubectl(&kc, &["get", "pods", "--no-headers"]).ok("get pods");
+    assert!(left.stdout.trim().is_empty(), "{}", left.stdout);
+}
