@@ -420,15 +420,16 @@ pub async fn run() -> anyhow::Result<()> {
         applied: BTreeMap::new(),
     };
     let (store, writer) = reflector::store();
-    let events = reflector(writer, watcher(nodes.clone(), watcher::Config::default()))
-        .default_backoff()
-        .touched_objects();
+    let events =
+        reflector(writer, watcher(nodes.clone(), watcher::Config::default())).default_backoff();
     let mut events = std::pin::pin!(events);
     let mut resync = tokio::time::interval(RESYNC);
     loop {
         let force = tokio::select! {
             ev = events.try_next() => {
                 match ev {
+                    // The store fills only at InitDone: sync then, not on each listed object.
+                    Ok(Some(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
                     Ok(Some(_)) => false,
                     Ok(None) => return Ok(()),
                     Err(e) => {
