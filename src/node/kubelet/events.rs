@@ -14,13 +14,17 @@ pub enum Kind {
     Warning,
 }
 
+/// An event's identity for merging repeats: namespace, pod uid, fieldPath, reason, message.
+type EventKey = (String, String, String, String, String);
+/// What was posted for a key: event name, count, first timestamp.
+type Posted = (String, i32, String);
+
 /// Posts events in the background so a pod's start never waits on them.
 #[derive(Clone)]
 pub struct Recorder {
     client: kube::Client,
     node: String,
-    /// (namespace, pod uid, fieldPath, reason, message) → (event name, count, first timestamp).
-    seen: Arc<Mutex<HashMap<(String, String, String, String, String), (String, i32, String)>>>,
+    seen: Arc<Mutex<HashMap<EventKey, Posted>>>,
 }
 
 impl Recorder {

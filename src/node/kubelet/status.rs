@@ -232,7 +232,7 @@ pub fn build(pod: &Pod, v: &PodView, now: &str) -> Value {
     let init_pending: Vec<&ContainerView> = v
         .init
         .iter()
-        .filter(|c| !c.exited().is_some_and(|i| i.exit_code == 0) || c.waiting.is_some())
+        .filter(|c| c.exited().is_none_or(|i| i.exit_code != 0) || c.waiting.is_some())
         .collect();
     let unready: Vec<&ContainerView> = v.containers.iter().filter(|c| !c.running()).collect();
     let completed = phase == "Succeeded";
