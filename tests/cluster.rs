@@ -731,3 +731,68 @@ fn a_failed_create_removes_its_nodes_unless_retained() {
     assert_ne!(r.code, 0);
     assert_eq!(node_containers(name), [format!("{name}-control-plane")]);
 }
+
+#[test]
+fn nodes_start_with_the_bundled_images_and_load_docker_image_adds_the_users_own() {
+    if !docker_available() {
+        return;
+    }
+    let _turn = cluster_lock();
+    let name = "e2e-images";
+    let (kc, _guard) = ClusterGuard::new(name);
+    create(name, &kc, None).ok("create");
+    let node = format!("{name}-control-plane");
+    let images_in_node = || {
+        docker(&["exec", &node, "ctr", "-n", "k8s.io", "images", "ls", "-q"])
+            .ok("ctr images ls")
+            .stdout
+    };
+    let start = Instant::now();
+    while !images_in_node().contains("docker.io/kindling/whoami:latest") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{}",
+            images_in_node()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let have = images_in_node();
+    for i in [
+        "docker.io/kindling/pause:3.10",
+        "docker.io/kindling/toolbox:latest",
+    ] {
+        assert!(have.contains(i), "{i} missing:\n{have}");
+    }
+    // The bundled images are in the host engine too, so students can build FROM them.
+    let dir = kc.with_file_name("app");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM kindling/toolbox\nCMD [\"echo\", \"hi\"]\n",
+    )
+    .unwrap();
+    docker(&["build", "-q", "-t", "e2e-app:dev", &dir.to_string_lossy()]).ok("docker build");
+    let first = kindling(&["load", "docker-image", "e2e-app:dev", "--name", name]).ok("load");
+    assert!(
+        first
+            .stdout
+            .contains(&format!("{node}: loaded e2e-app:dev")),
+        "{}",
+        first.stdout
+    );
+    assert!(images_in_node().contains("docker.io/library/e2e-app:dev"));
+    let again = kindling(&["load", "docker-image", "e2e-app:dev", "--name", name]).ok("load again");
+    assert!(
+        again.stdout.contains("already present, skipped"),
+        "{}",
+        again.stdout
+    );
+    let missing = kindling(&["load", "docker-image", "e2e-nope:1", "--name", name]);
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("is not in the local Docker engine"),
+        "{}",
+        missing.stderr
+    );
+    let _ = docker(&["rmi", "e2e-app:dev"]);
+}

@@ -10,6 +10,8 @@ mod export_logs;
 mod get_clusters;
 mod get_kubeconfig;
 mod get_nodes;
+mod load_docker_image;
+mod load_image_archive;
 mod node_init;
 mod version;
 
@@ -50,6 +52,9 @@ pub enum Command {
     /// Write a cluster's kubeconfig or logs to files.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Copy images from the host into a cluster's nodes (there is no registry).
+    #[command(subcommand)]
+    Load(LoadCommand),
     /// Build images Kindling needs.
     #[command(subcommand)]
     Build(BuildCommand),
@@ -92,6 +97,14 @@ pub enum ExportCommand {
     Kubeconfig(export_kubeconfig::Args),
     /// Copy every component's log from every node into a folder.
     Logs(export_logs::Args),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LoadCommand {
+    /// Load images from the host's Docker engine into every node.
+    DockerImage(load_docker_image::Args),
+    /// Load an image archive (`docker save` output) into every node.
+    ImageArchive(load_image_archive::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +180,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Get(GetCommand::Kubeconfig(a)) => get_kubeconfig::run(a).await,
         Command::Export(ExportCommand::Kubeconfig(a)) => export_kubeconfig::run(a, progress).await,
         Command::Export(ExportCommand::Logs(a)) => export_logs::run(a, progress).await,
+        Command::Load(LoadCommand::DockerImage(a)) => load_docker_image::run(a, progress).await,
+        Command::Load(LoadCommand::ImageArchive(a)) => load_image_archive::run(a, progress).await,
         Command::Build(BuildCommand::NodeImage(a)) => build_node_image::run(a, progress).await,
         Command::Completion(a) => completion::run(a),
         Command::Version(a) => version::run(a),

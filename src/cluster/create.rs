@@ -183,6 +183,10 @@ async fn create_steps(
         None => nodeimage::ensure(docker, &opts.build, progress).await?,
     };
 
+    // Ensure the images pods need (pause, toolbox, whoami); every node preloads them.
+    let bundled = nodeimage::bundled::ensure(docker, &opts.build, progress).await?;
+    let bundle = nodeimage::bundled::save(docker, &bundled).await?;
+
     // Ensure the shared network.
     ensure_network(docker).await?;
 
@@ -265,6 +269,11 @@ async fn create_steps(
         };
         let mut files = vec![
             (
+                nodeimage::bundled::NODE_BUNDLE_PATH.to_string(),
+                0o644,
+                bundle.clone(),
+            ),
+            (
                 NODE_CONFIG_PATH.to_string(),
                 0o644,
                 serde_json::to_vec_pretty(&node_cfg).expect("serializable"),
@@ -303,6 +312,10 @@ async fn create_steps(
         prepared.push((node.name.clone(), body, docker::tar_of(&files)));
     }
     // Nodes are independent until they start: create them all at once.
+    let tars: HashMap<String, Vec<u8>> = prepared
+        .iter()
+        .map(|(name, _, tar)| (name.clone(), tar.clone()))
+        .collect();
     let results =
         futures::future::join_all(prepared.into_iter().map(|(name, body, tar)| async move {
             let create = CreateContainerOptionsBuilder::default().name(&name).build();
@@ -341,6 +354,7 @@ async fn create_steps(
             &api_address,
             api_port,
             &control_planes,
+            &tars[&node.name],
         )
     });
     for r in futures::future::join_all(starts).await {
@@ -522,6 +536,7 @@ async fn start_node(
     api_address: &str,
     api_port: u16,
     control_planes: &[String],
+    files: &[u8],
 ) -> Result<()> {
     let err = |e: bollard::errors::Error| Error::Start {
         node: node.name.clone(),
@@ -531,7 +546,6 @@ async fn start_node(
         Ok(()) => Ok(()),
         Err(e) if e.to_string().contains("caps") => {
             // The engine cannot grant every capability: recreate the node with the fallback.
-            let tar = export_files(docker, &node.name).await?;
             remove_node(docker, &node.name).await?;
             let publish = node.name == control_planes[0];
             let body = container_body(
@@ -549,55 +563,11 @@ async fn start_node(
                 .create_container(Some(create), body)
                 .await
                 .map_err(err)?;
-            docker::upload(docker, &node.name, tar).await?;
+            docker::upload(docker, &node.name, files.to_vec()).await?;
             docker.start_container(&node.name, None).await.map_err(err)
         }
         Err(e) => Err(err(e)),
     }
-}
-
-/// The files a node was given (`/etc/kindling`, `/etc/kubernetes`, `/root/.kube`), as one tar.
-async fn export_files(docker: &Docker, node: &str) -> Result<Vec<u8>> {
-    use futures::StreamExt;
-    let mut out = tar::Builder::new(Vec::new());
-    for dir in ["/etc/kindling", "/etc/kubernetes", "/root/.kube"] {
-        let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
-            .path(dir)
-            .build();
-        let mut bytes = Vec::new();
-        let mut s = docker.download_from_container(node, Some(opts));
-        let mut ok = true;
-        while let Some(chunk) = s.next().await {
-            match chunk {
-                Ok(c) => bytes.extend_from_slice(&c),
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        if !ok {
-            continue;
-        }
-        // Docker names entries relative to the folder's parent; re-root them at `/`.
-        let parent = std::path::Path::new(dir)
-            .parent()
-            .unwrap_or(std::path::Path::new("/"));
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        if let Ok(entries) = archive.entries() {
-            for mut entry in entries.flatten() {
-                let Ok(path) = entry.path().map(|p| parent.join(p)) else {
-                    continue;
-                };
-                let mut header = entry.header().clone();
-                let mut data = Vec::new();
-                let _ = std::io::Read::read_to_end(&mut entry, &mut data);
-                let rel = path.to_string_lossy().trim_start_matches('/').to_string();
-                let _ = out.append_data(&mut header, rel, data.as_slice());
-            }
-        }
-    }
-    Ok(out.into_inner().unwrap_or_default())
 }
 
 async fn ensure_network(docker: &Docker) -> Result<()> {

@@ -6,4 +6,5 @@ pub mod delete;
 pub mod docker;
 pub mod info;
 pub mod kubeconfig;
+pub mod load;
 pub mod pki;

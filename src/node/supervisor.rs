@@ -17,6 +17,7 @@ use crate::consts::{
 };
 use crate::node::config::NodeConfig;
 use crate::node::net;
+use crate::nodeimage::bundled::NODE_BUNDLE_PATH;
 
 /// How a component is started.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,9 +113,27 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
     v
 }
 
+/// Imports the images the host left in the node (pause, toolbox, whoami) into containerd's
+/// `k8s.io` namespace once containerd answers, then removes the archive.
+fn preload_images_job() -> Component {
+    let script = format!(
+        "until [ -S {sock} ]; do sleep 0.1; done; \
+         ctr -n k8s.io images import --all-platforms {tar} && rm -f {tar}",
+        sock = crate::consts::CONTAINERD_SOCKET,
+        tar = NODE_BUNDLE_PATH,
+    );
+    Component {
+        name: "image-preload",
+        program: "/bin/sh".into(),
+        args: vec!["-c".into(), script],
+    }
+}
+
 /// One supervised process.
 struct Supervised {
     spec: Component,
+    /// A job that runs to completion once (restarted only if it fails), not a daemon.
+    oneshot: bool,
     pid: Option<u32>,
     started: Instant,
     backoff: Duration,
@@ -197,12 +216,23 @@ pub async fn run() -> anyhow::Result<()> {
         .filter(|c| Path::new(&c.program).exists())
         .map(|spec| Supervised {
             spec,
+            oneshot: false,
             pid: None,
             started: Instant::now(),
             backoff: MIN_BACKOFF,
             restart_at: Some(Instant::now()),
         })
         .collect();
+    if Path::new(NODE_BUNDLE_PATH).exists() {
+        procs.push(Supervised {
+            spec: preload_images_job(),
+            oneshot: true,
+            pid: None,
+            started: Instant::now(),
+            backoff: MIN_BACKOFF,
+            restart_at: Some(Instant::now()),
+        });
+    }
 
     let mut sigchld = signal(SignalKind::child())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -248,6 +278,10 @@ pub async fn run() -> anyhow::Result<()> {
         for (pid, status) in reap() {
             if let Some(p) = procs.iter_mut().find(|p| p.pid == Some(pid)) {
                 p.pid = None;
+                if p.oneshot && status == "exit code 0" {
+                    say(&format!("{} finished", p.spec.name));
+                    continue;
+                }
                 if p.started.elapsed() >= HEALTHY_RUN {
                     p.backoff = MIN_BACKOFF;
                 }

@@ -15,6 +15,8 @@ use crate::cluster::docker::{self, image_exists};
 use crate::consts::{BOOTSTRAPPED_BASE_IMAGE, DEBIAN_SUITE, DEFAULT_BASE_IMAGE, NODE_IMAGE_REPO};
 use crate::progress::Progress;
 
+pub mod bundled;
+
 static CONTEXT: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/node-image");
 
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,23 @@ pub async fn ensure(docker: &Docker, opts: &BuildOptions, progress: Progress) ->
         .buildargs(&args)
         .labels(&labels)
         .build();
+    run_build(docker, build, tar, progress).await?;
+    if !image_exists(docker, &tag).await? {
+        return Err(Error::Build(format!(
+            "the engine reported no error but {tag} does not exist"
+        )));
+    }
+    step.done();
+    Ok(tag)
+}
+
+/// Run one build through the engine, showing its steps; the error carries the last lines.
+pub(crate) async fn run_build(
+    docker: &Docker,
+    build: bollard::query_parameters::BuildImageOptions,
+    tar: Vec<u8>,
+    progress: Progress,
+) -> Result<()> {
     let mut stream = docker.build_image(build, None, Some(bollard::body_full(tar.into())));
     let mut tail: Vec<String> = Vec::new();
     while let Some(item) = stream.next().await {
@@ -149,19 +168,16 @@ pub async fn ensure(docker: &Docker, opts: &BuildOptions, progress: Progress) ->
             }
         }
     }
-    if !image_exists(docker, &tag).await? {
-        return Err(Error::Build(format!(
-            "the engine reported no error but {tag} does not exist:\n{}",
-            tail.join("\n")
-        )));
-    }
-    step.done();
-    Ok(tag)
+    Ok(())
 }
 
 /// The base image to build on: the one asked for, a present debian:bookworm-slim, a previously
 /// bootstrapped one, a pulled one, or (with no registry at all) one bootstrapped now.
-async fn ensure_base(docker: &Docker, opts: &BuildOptions, progress: Progress) -> Result<String> {
+pub(crate) async fn ensure_base(
+    docker: &Docker,
+    opts: &BuildOptions,
+    progress: Progress,
+) -> Result<String> {
     if let Some(base) = &opts.base_image {
         if image_exists(docker, base).await? || try_pull(docker, base).await {
             return Ok(base.clone());
