@@ -454,21 +454,21 @@ pub async fn run() -> anyhow::Result<()> {
             .find(|n| n.metadata.name.as_deref() == Some(&routing.local.name))
         {
             let cidr = me.spec.as_ref().and_then(|s| s.pod_cidr.as_deref());
-            if let Some(new) = cidr.and_then(|c| c.parse::<Ipv4Net>().ok()) {
-                if new.network() != subnet {
-                    return Err(Error::SubnetChanged {
-                        node: routing.local.name.clone(),
-                        old: subnet,
-                        new,
-                    }
-                    .into());
+            if let Some(new) = cidr.and_then(|c| c.parse::<Ipv4Net>().ok())
+                && new.network() != subnet
+            {
+                return Err(Error::SubnetChanged {
+                    node: routing.local.name.clone(),
+                    old: subnet,
+                    new,
                 }
+                .into());
             }
             // The Node was re-created (deleted and registered again): publish the lease again.
-            if !subnet::has_annotations(me, &ann) {
-                if let Err(e) = annotate(&nodes, &routing.local.name, &ann).await {
-                    eprintln!("flanneld: {e:#}");
-                }
+            if !subnet::has_annotations(me, &ann)
+                && let Err(e) = annotate(&nodes, &routing.local.name, &ann).await
+            {
+                eprintln!("flanneld: {e:#}");
             }
         }
         let desired = remote_leases(&all, &routing.local.name, kind);
