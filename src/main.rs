@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         "kubelet" => rt.block_on(kindling::node::kubelet::run()),
         "kube-controller-manager" => rt.block_on(kindling::node::controllers::run()),
         "flanneld" => rt.block_on(kindling::node::flannel::run()),
+        "kube-scheduler" => rt.block_on(kindling::node::scheduler::run()),
         _ => rt.block_on(cli::run(cli::Cli::parse())),
     };
     match result {

@@ -6,4 +6,14 @@ pub mod controllers;
 pub mod flannel;
 pub mod kubelet;
 pub mod net;
+pub mod scheduler;
 pub mod supervisor;
+
+/// A Kubernetes client authenticated by the kubeconfig file at `path` (a node's own credentials).
+pub async fn client_from(path: &str) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::read_from(path)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
+    Ok(kube::Client::try_from(config)?)
+}

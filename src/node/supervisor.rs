@@ -98,6 +98,11 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
             program: bin("kube-controller-manager"),
             args: vec![],
         });
+        v.push(Component {
+            name: "kube-scheduler",
+            program: bin("kube-scheduler"),
+            args: vec![],
+        });
     }
     // Before the kubelet, so the CNI config exists by the time pods start.
     v.push(Component {
@@ -371,6 +376,7 @@ mod tests {
                 "etcd",
                 "kube-apiserver",
                 "kube-controller-manager",
+                "kube-scheduler",
                 "flanneld",
                 "kubelet"
             ]
