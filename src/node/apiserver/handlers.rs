@@ -281,6 +281,16 @@ async fn resource(
             name: rp.name.as_deref(),
         },
     )?;
+    if let (Some("log"), Some(ns), Some(name)) = (
+        rp.subresource.as_deref(),
+        rp.namespace.as_deref(),
+        rp.name.as_deref(),
+    ) {
+        if req.method() != Method::GET {
+            return Err(ApiError::method_not_allowed(req.method().as_str()));
+        }
+        return super::proxy::pod_log(state, ns, name, &q).await;
+    }
     let accept = req
         .headers()
         .get("accept")

@@ -10,6 +10,7 @@ pub mod handlers;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
+pub mod proxy;
 pub mod resources;
 pub mod review;
 pub mod routes;

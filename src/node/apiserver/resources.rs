@@ -195,7 +195,7 @@ pub static RESOURCES: &[ResourceType] = &[
         ns = true,
         short = &["po"],
         cat = ALL,
-        sub = &["status", "binding", "eviction"],
+        sub = &["status", "binding", "eviction", "log"],
         storage = "pods",
         Pod
     ),
@@ -504,6 +504,8 @@ pub fn subresource(rt: &'static ResourceType, sub: &str) -> Subresource {
             verbs: &["create"],
         },
         "finalize" => own(&["update"]),
+        // Logs are read-only plain text, listed as kind Pod like upstream's discovery.
+        "log" => own(&["get"]),
         _ => own(SUB_VERBS),
     }
 }

@@ -7,6 +7,7 @@ mod events;
 mod images;
 mod node_status;
 mod pods;
+mod server;
 mod spec;
 mod status;
 
@@ -51,6 +52,12 @@ pub async fn run() -> anyhow::Result<()> {
         spec::dns_from_resolv_conf(&resolv),
     );
     tokio::spawn(pods::run(std::sync::Arc::new(ctx)));
+    let (name, ip) = (cfg.node_name.clone(), facts.internal_ip.clone());
+    tokio::spawn(async move {
+        if let Err(e) = server::serve(name, ip).await {
+            eprintln!("kubelet: {e}");
+        }
+    });
     heartbeat(cfg, client, facts).await
 }
 
