@@ -236,6 +236,7 @@ async fn create_steps(
         "📦 ".repeat(planned.len()).trim_end()
     ));
     let has_workers = planned.iter().any(|n| n.role == Role::Worker);
+    let privileges = probe_privileges(docker, &image).await?;
     let mut prepared = Vec::new();
     for node in &planned {
         let spec = &cfg.nodes[node.index];
@@ -268,11 +269,6 @@ async fn create_steps(
             client_key_pem: kubelet.key_pem,
         };
         let mut files = vec![
-            (
-                nodeimage::bundled::NODE_BUNDLE_PATH.to_string(),
-                0o644,
-                bundle.clone(),
-            ),
             (
                 NODE_CONFIG_PATH.to_string(),
                 0o644,
@@ -307,15 +303,11 @@ async fn create_steps(
             spec,
             &image,
             publish_api.then(|| (api_address.clone(), api_port)),
-            Privileges::Privileged,
+            privileges,
         );
         prepared.push((node.name.clone(), body, docker::tar_of(&files)));
     }
     // Nodes are independent until they start: create them all at once.
-    let tars: HashMap<String, Vec<u8>> = prepared
-        .iter()
-        .map(|(name, _, tar)| (name.clone(), tar.clone()))
-        .collect();
     let results =
         futures::future::join_all(prepared.into_iter().map(|(name, body, tar)| async move {
             let create = CreateContainerOptionsBuilder::default().name(&name).build();
@@ -344,18 +336,14 @@ async fn create_steps(
 
     // Start the nodes; each one's init starts its components.
     let step = progress.step("Starting nodes");
-    let starts = planned.iter().map(|node| {
-        start_node(
-            docker,
-            cluster,
-            node,
-            &cfg.nodes[node.index],
-            &image,
-            &api_address,
-            api_port,
-            &control_planes,
-            &tars[&node.name],
-        )
+    let starts = planned.iter().map(|node| async move {
+        docker
+            .start_container(&node.name, None)
+            .await
+            .map_err(|e| Error::Start {
+                node: node.name.clone(),
+                message: e.to_string(),
+            })
     });
     for r in futures::future::join_all(starts).await {
         r?;
@@ -375,13 +363,37 @@ async fn create_steps(
     kubeconfig::merge(&opts.kubeconfig, &entry)?;
     step.done();
 
-    if !opts.wait.is_zero() {
-        let step = progress.step(format!(
+    // The bundled images go in while the nodes boot; each node's init imports them.
+    let bundle_tar = docker::tar_of(&[(
+        nodeimage::bundled::NODE_BUNDLE_PATH.to_string(),
+        0o644,
+        bundle,
+    )]);
+    let uploads = futures::future::join_all(
+        planned
+            .iter()
+            .map(|n| docker::upload(docker, &n.name, bundle_tar.clone())),
+    );
+    let step = (!opts.wait.is_zero()).then(|| {
+        progress.step(format!(
             "Waiting ≤ {}s for {} node(s) to be Ready",
             opts.wait.as_secs(),
             planned.len()
-        ));
-        wait_ready(cluster, &entry, planned.len(), opts.wait).await?;
+        ))
+    });
+    let ready = async {
+        if opts.wait.is_zero() {
+            Ok(())
+        } else {
+            wait_ready(cluster, &entry, planned.len(), opts.wait).await
+        }
+    };
+    let (uploaded, ready) = tokio::join!(uploads, ready);
+    for u in uploaded {
+        u?;
+    }
+    ready?;
+    if let Some(step) = step {
         step.done();
     }
     Ok(Created {
@@ -526,47 +538,28 @@ fn container_body(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn start_node(
-    docker: &Docker,
-    cluster: &str,
-    node: &PlannedNode,
-    spec: &crate::cluster::config::Node,
-    image: &str,
-    api_address: &str,
-    api_port: u16,
-    control_planes: &[String],
-    files: &[u8],
-) -> Result<()> {
-    let err = |e: bollard::errors::Error| Error::Start {
-        node: node.name.clone(),
-        message: e.to_string(),
+/// Whether this engine grants `--privileged`. Some cannot grant every capability and refuse
+/// it ("unable to apply caps"); nodes then get the fallback. A throwaway container answers
+/// once per create, so no node has to be made twice.
+async fn probe_privileges(docker: &Docker, image: &str) -> Result<Privileges> {
+    let name = format!("kindling-probe-{}", std::process::id());
+    let body = ContainerCreateBody {
+        image: Some(image.into()),
+        entrypoint: Some(vec!["true".into()]),
+        host_config: Some(HostConfig {
+            privileged: Some(true),
+            ..Default::default()
+        }),
+        ..Default::default()
     };
-    match docker.start_container(&node.name, None).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.to_string().contains("caps") => {
-            // The engine cannot grant every capability: recreate the node with the fallback.
-            remove_node(docker, &node.name).await?;
-            let publish = node.name == control_planes[0];
-            let body = container_body(
-                cluster,
-                node,
-                spec,
-                image,
-                publish.then(|| (api_address.to_string(), api_port)),
-                Privileges::AllGrantableCaps,
-            );
-            let create = CreateContainerOptionsBuilder::default()
-                .name(&node.name)
-                .build();
-            docker
-                .create_container(Some(create), body)
-                .await
-                .map_err(err)?;
-            docker::upload(docker, &node.name, files.to_vec()).await?;
-            docker.start_container(&node.name, None).await.map_err(err)
-        }
-        Err(e) => Err(err(e)),
+    let create = CreateContainerOptionsBuilder::default().name(&name).build();
+    docker.create_container(Some(create), body).await?;
+    let started = docker.start_container(&name, None).await;
+    remove_node(docker, &name).await?;
+    match started {
+        Ok(()) => Ok(Privileges::Privileged),
+        Err(e) if e.to_string().contains("caps") => Ok(Privileges::AllGrantableCaps),
+        Err(e) => Err(e.into()),
     }
 }
 

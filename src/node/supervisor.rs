@@ -121,11 +121,14 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
 /// Imports the images the host left in the node (pause, toolbox, whoami) into containerd's
 /// `k8s.io` namespace once containerd answers, then removes the archive.
 fn preload_images_job() -> Component {
+    // The host copies the archive in while the node boots, so wait for it as well.
     let script = format!(
-        "until [ -S {sock} ]; do sleep 0.1; done; \
-         ctr -n k8s.io images import --all-platforms {tar} && rm -f {tar}",
+        "until [ -S {sock} ] && [ -f {tar} ]; do sleep 0.1; done; \
+         ctr -n k8s.io images import --all-platforms {tar} && rm -f {tar} \
+         && mkdir -p $(dirname {marker}) && touch {marker}",
         sock = crate::consts::CONTAINERD_SOCKET,
         tar = NODE_BUNDLE_PATH,
+        marker = PRELOADED_MARKER,
     );
     Component {
         name: "image-preload",
@@ -133,6 +136,9 @@ fn preload_images_job() -> Component {
         args: vec!["-c".into(), script],
     }
 }
+
+/// Present once the bundled images are in containerd (kept in the /var volume).
+const PRELOADED_MARKER: &str = "/var/lib/kindling/images/preloaded";
 
 /// One supervised process.
 struct Supervised {
@@ -228,7 +234,7 @@ pub async fn run() -> anyhow::Result<()> {
             restart_at: Some(Instant::now()),
         })
         .collect();
-    if Path::new(NODE_BUNDLE_PATH).exists() {
+    if !Path::new(PRELOADED_MARKER).exists() {
         procs.push(Supervised {
             spec: preload_images_job(),
             oneshot: true,
