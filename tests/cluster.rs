@@ -557,28 +557,15 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
     };
     let before = ip_of(&cp);
     docker(&["stop", "-t", "5", &cp, &worker]).ok("stop nodes");
-    // Another container takes the control plane's old address while the nodes are down.
+    // Other containers take addresses until one holds the control plane's old one (networks
+    // without a configured subnet refuse `--ip`, and Docker hands addresses out in its own order).
     let image = docker(&["inspect", "--format", "{{.Config.Image}}", &cp])
         .ok("image")
         .stdout;
-    let thief = format!("{name}-ip-thief");
-    let _ = docker(&["rm", "-f", &thief]);
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &thief,
-        "--network",
-        "kindling",
-        "--ip",
-        &before,
-        "--entrypoint",
-        "sleep",
-        image.trim(),
-        "300",
-    ]);
-    if docker(&["inspect", &thief]).code != 0 {
-        // Networks without a configured subnet refuse --ip: take whatever comes next instead.
+    let mut thieves = Vec::new();
+    for i in 0..40 {
+        let thief = format!("{name}-ip-thief{i}");
+        let _ = docker(&["rm", "-f", &thief]);
         docker(&[
             "run",
             "-d",
@@ -592,11 +579,18 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
             "300",
         ])
         .ok("start placeholder");
+        let got = ip_of(&thief);
+        thieves.push(thief);
+        if got == before {
+            break;
+        }
     }
     docker(&["start", &worker]).ok("start worker");
     docker(&["start", &cp]).ok("start control plane");
     let after = ip_of(&cp);
-    let _ = docker(&["rm", "-f", &thief]);
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(thieves.iter().map(String::as_str));
+    let _ = docker(&rm);
     assert_ne!(
         before, after,
         "the control plane kept its IP; the test proves nothing"
