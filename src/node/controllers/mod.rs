@@ -39,14 +39,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 // The admin credentials for now; a dedicated `system:kube-controller-manager` certificate
 // (as kubeadm issues) would give it only the rights it needs.
 async fn client() -> Result<kube::Client> {
-    let boxed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Kubeconfig(e);
-    let kc = kube::config::Kubeconfig::read_from(ADMIN_KUBECONFIG_PATH)
-        .map_err(|e| boxed(Box::new(e)))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| boxed(Box::new(e)))?;
-    kube::Client::try_from(config).map_err(|e| boxed(Box::new(e)))
+    crate::node::client_from(ADMIN_KUBECONFIG_PATH)
+        .await
+        .map_err(|e| Error::Kubeconfig(e.into()))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {

@@ -284,14 +284,9 @@ impl Routing {
 }
 
 async fn client() -> Result<kube::Client> {
-    let boxed = |e: Box<dyn std::error::Error + Send + Sync>| Error::Kubeconfig(e);
-    let kc = kube::config::Kubeconfig::read_from(KUBELET_KUBECONFIG_PATH)
-        .map_err(|e| boxed(Box::new(e)))?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .map_err(|e| boxed(Box::new(e)))?;
-    kube::Client::try_from(config).map_err(|e| boxed(Box::new(e)))
+    crate::node::client_from(KUBELET_KUBECONFIG_PATH)
+        .await
+        .map_err(|e| Error::Kubeconfig(e.into()))
 }
 
 fn ext_interface() -> Result<(Ipv4Addr, u32)> {

@@ -32,11 +32,7 @@ const LEASE_SECONDS: i32 = 40;
 
 /// A client authenticated with the kubelet's own certificate.
 pub async fn client() -> anyhow::Result<kube::Client> {
-    let kc = kube::config::Kubeconfig::read_from(KUBELET_KUBECONFIG_PATH)?;
-    let config =
-        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await?;
-    Ok(kube::Client::try_from(config)?)
+    crate::node::client_from(KUBELET_KUBECONFIG_PATH).await
 }
 
 pub async fn run() -> anyhow::Result<()> {
