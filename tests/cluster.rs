@@ -25,23 +25,6 @@ nodes:
 - role: worker
 ";
 
-fn write_config(kubeconfig: &std::path::Path, text: &str) -> String {
-    let path = kubeconfig.with_file_name("kind.yaml");
-    std::fs::write(&path, text).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-fn create(name: &str, kubeconfig: &std::path::Path, config: Option<&str>) -> Run {
-    let kc = kubeconfig.to_string_lossy().into_owned();
-    let mut args = vec!["create", "cluster", "--name", name, "--kubeconfig", &kc];
-    let cfg;
-    if let Some(text) = config {
-        cfg = write_config(kubeconfig, text);
-        args.extend(["--config", &cfg]);
-    }
-    kindling(&args)
-}
-
 /// Rows of `kubectl get nodes -o wide` after the header, split into columns.
 fn node_rows(out: &str) -> Vec<Vec<String>> {
     out.lines()
@@ -108,7 +91,7 @@ fn a_three_node_cluster_is_ready_survives_restart_and_deletes_cleanly() {
     let config = THREE_NODES
         .replace("{port}", &port.to_string())
         .replace("{dir}", &shared.to_string_lossy());
-    create(name, &kc, Some(&config)).ok("create cluster");
+    create_cluster(name, &kc, Some(&config)).ok("create cluster");
 
     // extraPortMappings and extraMounts reach the node container.
     let mapped = docker(&["port", "e2e-three-control-plane", "30080/tcp"]).ok("docker port");
@@ -377,14 +360,14 @@ fn two_clusters_run_side_by_side_and_deleting_one_keeps_the_other() {
         name: "e2e-b".into(),
         kubeconfig: kc.clone(),
     };
-    create("e2e-a", &kc, None).ok("create a");
-    create("e2e-b", &kc, None).ok("create b");
+    create_cluster("e2e-a", &kc, None).ok("create a");
+    create_cluster("e2e-b", &kc, None).ok("create b");
     let clusters = kindling(&["get", "clusters"]).ok("get clusters");
     assert!(clusters.stdout.lines().any(|l| l == "e2e-a"));
     assert!(clusters.stdout.lines().any(|l| l == "e2e-b"));
 
     // A second create with a taken name is refused and leaves the first alone.
-    let again = create("e2e-a", &kc, None);
+    let again = create_cluster("e2e-a", &kc, None);
     assert_ne!(again.code, 0);
     assert!(again.stderr.contains("already exists"), "{}", again.stderr);
     assert_eq!(node_containers("e2e-a").len(), 1);
@@ -484,7 +467,7 @@ fn bad_input_gets_a_one_line_error_and_creates_nothing() {
         ("Bad_Name", None, "is not a valid cluster name"),
     ];
     for (name, config, needle) in cases {
-        let r = create(name, &kc, *config);
+        let r = create_cluster(name, &kc, *config);
         assert_ne!(r.code, 0, "{name} {config:?} was accepted");
         assert!(
             r.stderr.contains(needle),
@@ -498,7 +481,7 @@ fn bad_input_gets_a_one_line_error_and_creates_nothing() {
     // A taken host port.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let r = create(
+    let r = create_cluster(
         "e2e-port",
         &kc,
         Some(&format!(
@@ -535,7 +518,7 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
     let _turn = cluster_lock();
     let name = "e2e-newip";
     let (kc, _guard) = ClusterGuard::new(name);
-    create(
+    create_cluster(
         name,
         &kc,
         Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n"),
@@ -652,7 +635,7 @@ fn export_logs_collects_every_component_log_from_every_node() {
     let _turn = cluster_lock();
     let name = "e2e-logs";
     let (kc, _guard) = ClusterGuard::new(name);
-    create(name, &kc, None).ok("create");
+    create_cluster(name, &kc, None).ok("create");
     let dir = kc.with_file_name("logs");
     kindling(&["export", "logs", "--name", name, &dir.to_string_lossy()]).ok("export logs");
     let node_dir = dir.join(format!("{name}-control-plane"));
@@ -734,7 +717,7 @@ fn nodes_start_with_the_bundled_images_and_load_docker_image_adds_the_users_own(
     let _turn = cluster_lock();
     let name = "e2e-images";
     let (kc, _guard) = ClusterGuard::new(name);
-    create(name, &kc, None).ok("create");
+    create_cluster(name, &kc, None).ok("create");
     let node = format!("{name}-control-plane");
     let images_in_node = || {
         docker(&["exec", &node, "ctr", "-n", "k8s.io", "images", "ls", "-q"])

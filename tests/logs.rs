@@ -57,22 +57,11 @@ fn kubectl_logs_tail_timestamps_previous_and_follow() {
     let _turn = cluster_lock();
     let name = "e2e-logs";
     let (kc, _guard) = ClusterGuard::new(name);
-    let config = kc.with_file_name("kind.yaml");
-    std::fs::write(
-        &config,
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n",
-    )
-    .unwrap();
-    kindling(&[
-        "create",
-        "cluster",
-        "--name",
+    create_cluster(
         name,
-        "--config",
-        &config.to_string_lossy(),
-        "--kubeconfig",
-        &kc.to_string_lossy(),
-    ])
+        &kc,
+        Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n"),
+    )
     .ok("create");
     let manifest = kc.with_file_name("pods.yaml");
     std::fs::write(&manifest, MANIFEST).unwrap();

@@ -27,22 +27,11 @@ fn kubectl_run_lands_on_a_worker_and_answers_from_another_node() {
     let _turn = cluster_lock();
     let name = "e2e-sched";
     let (kc, _guard) = ClusterGuard::new(name);
-    let config = kc.with_file_name("kind.yaml");
-    std::fs::write(
-        &config,
-        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n",
-    )
-    .unwrap();
-    kindling(&[
-        "create",
-        "cluster",
-        "--name",
+    create_cluster(
         name,
-        "--config",
-        &config.to_string_lossy(),
-        "--kubeconfig",
-        &kc.to_string_lossy(),
-    ])
+        &kc,
+        Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n"),
+    )
     .ok("create");
 
     kubectl(&kc, &["run", "web", "--image=kindling/whoami"]).ok("kubectl run");

@@ -94,6 +94,20 @@ pub fn kubectl(kubeconfig: &Path, args: &[&str]) -> Run {
         .args(args))
 }
 
+/// `kindling create cluster --name <name> --kubeconfig <kubeconfig>`, with `config` (kind YAML)
+/// written beside the kubeconfig and passed as `--config` when given.
+pub fn create_cluster(name: &str, kubeconfig: &Path, config: Option<&str>) -> Run {
+    let kc = kubeconfig.to_string_lossy().into_owned();
+    let mut args = vec!["create", "cluster", "--name", name, "--kubeconfig", &kc];
+    let path = kubeconfig.with_file_name("kind.yaml");
+    let cfg = path.to_string_lossy().into_owned();
+    if let Some(text) = config {
+        std::fs::write(&path, text).unwrap();
+        args.extend(["--config", &cfg]);
+    }
+    kindling(&args)
+}
+
 /// A fresh kubeconfig path in a fresh temp folder.
 pub fn temp_kubeconfig(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("kindling-test-{tag}-{}", std::process::id()));
