@@ -94,10 +94,6 @@ fn current_exe() -> Result<Vec<u8>> {
 
 /// The image a default build produces: the repository plus a hash of the whole context, so a
 /// changed binary or Dockerfile gets a new tag and an unchanged one is reused.
-pub fn default_tag() -> Result<String> {
-    Ok(tag_for(&context_files(&current_exe()?)))
-}
-
 fn tag_for(files: &[(String, u32, Vec<u8>)]) -> String {
     let mut h = Sha256::new();
     for (name, mode, content) in files {
@@ -259,7 +255,7 @@ pub async fn bootstrap_base(
         .stdout(Stdio::piped())
         .spawn()?;
     let stdout = tar.stdout.take().expect("stdout is piped");
-    let body = tokio_util_stream(stdout);
+    let body = byte_chunks(stdout);
     let (repo, tag) = BOOTSTRAPPED_BASE_IMAGE
         .split_once(':')
         .expect("constant has a tag");
@@ -281,7 +277,7 @@ pub async fn bootstrap_base(
 }
 
 /// Stream a child's stdout as byte chunks.
-fn tokio_util_stream(
+fn byte_chunks(
     r: tokio::process::ChildStdout,
 ) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
     use tokio::io::AsyncReadExt;

@@ -219,28 +219,26 @@ impl Etcd {
             "mod_revision"
         };
         let k = enc(key.as_bytes());
-        let req = json!({
-            "compare": [{"key": k, "result": "EQUAL", "target": target, field: expected.to_string()}],
-            "success": [{"request_put": {"key": k, "value": enc(value)}}],
-            "failure": [{"request_range": {"key": k}}],
-        });
-        let v = self.call("/v3/kv/txn", req).await?;
-        if v["succeeded"].as_bool() == Some(true) {
-            return Ok(TxnOutcome::Written(revision(&v)));
-        }
-        let current = v["responses"][0]["response_range"]["kvs"]
-            .as_array()
-            .and_then(|a| a.first())
-            .map(decode_kv);
-        Ok(TxnOutcome::Failed(current))
+        let compare =
+            json!({"key": k, "result": "EQUAL", "target": target, field: expected.to_string()});
+        let success = json!({"request_put": {"key": k, "value": enc(value)}});
+        self.txn(&k, compare, success).await
     }
 
     /// Delete `key` if its mod revision is `expected`; the deleted value and the revision.
     pub async fn delete_if(&self, key: &str, expected: i64) -> Result<TxnOutcome> {
         let k = enc(key.as_bytes());
+        let compare = json!({"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": expected.to_string()});
+        let success = json!({"request_delete_range": {"key": k}});
+        self.txn(&k, compare, success).await
+    }
+
+    /// One compare-and-act transaction on the (encoded) key `k`; on a failed compare, the key's
+    /// current value comes back so callers can report a conflict or a missing object.
+    async fn txn(&self, k: &str, compare: Value, success: Value) -> Result<TxnOutcome> {
         let req = json!({
-            "compare": [{"key": k, "result": "EQUAL", "target": "MOD", "mod_revision": expected.to_string()}],
-            "success": [{"request_delete_range": {"key": k}}],
+            "compare": [compare],
+            "success": [success],
             "failure": [{"request_range": {"key": k}}],
         });
         let v = self.call("/v3/kv/txn", req).await?;

@@ -513,6 +513,26 @@ impl Starter<'_> {
         self.start(state, c, v, last.attempt + 1).await
     }
 
+    /// A container that could not be created waits with `reason`, as upstream reports it, and
+    /// is tried again in 10 s.
+    fn create_failed(
+        &self,
+        c: &Container,
+        v: &mut ContainerView,
+        reason: &str,
+        e: &dyn std::fmt::Display,
+    ) -> Option<Duration> {
+        self.ctx.events.record(
+            self.pod,
+            Some(&c.name),
+            Kind::Warning,
+            "Failed",
+            format!("Error: {e}"),
+        );
+        v.waiting = Some((reason.into(), e.to_string()));
+        Some(Duration::from_secs(10))
+    }
+
     /// Checks the image, then creates and starts instance `attempt` of `c`.
     async fn start(
         &self,
@@ -590,17 +610,7 @@ impl Starter<'_> {
         );
         let config = match spec::container_config(pod, c, attempt, &found.id, self.d) {
             Ok(config) => config,
-            Err(e) => {
-                ctx.events.record(
-                    pod,
-                    Some(&c.name),
-                    Kind::Warning,
-                    "Failed",
-                    format!("Error: {e}"),
-                );
-                v.waiting = Some(("CreateContainerConfigError".into(), e.to_string()));
-                return Some(Duration::from_secs(10));
-            }
+            Err(e) => return self.create_failed(c, v, "CreateContainerConfigError", &e),
         };
         let id = match ctx
             .cri
@@ -608,17 +618,7 @@ impl Starter<'_> {
             .await
         {
             Ok(id) => id,
-            Err(e) => {
-                ctx.events.record(
-                    pod,
-                    Some(&c.name),
-                    Kind::Warning,
-                    "Failed",
-                    format!("Error: {e}"),
-                );
-                v.waiting = Some(("CreateContainerError".into(), e.to_string()));
-                return Some(Duration::from_secs(10));
-            }
+            Err(e) => return self.create_failed(c, v, "CreateContainerError", &e),
         };
         ctx.events.record(
             pod,
