@@ -60,6 +60,22 @@ pub enum TxnOutcome {
     Failed(Option<Kv>),
 }
 
+/// A condition of [`Etcd::txn_all`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmp {
+    /// The key does not exist.
+    Absent(String),
+    /// The key exists, last written at this revision.
+    ModRevision(String, i64),
+}
+
+/// A write of [`Etcd::txn_all`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
 /// A cheap-to-clone handle on one etcd endpoint.
 #[derive(Clone)]
 pub struct Etcd {
@@ -250,6 +266,52 @@ impl Etcd {
             .and_then(|a| a.first())
             .map(decode_kv);
         Ok(TxnOutcome::Failed(current))
+    }
+
+    /// Every op of `ops` if every condition of `cmps` holds, in one transaction: the write's
+    /// revision, or (a condition failed) the current value of each key in `check`, in order.
+    pub async fn txn_all(
+        &self,
+        cmps: &[Cmp],
+        ops: &[Op],
+        check: &[String],
+    ) -> Result<std::result::Result<i64, Vec<Option<Kv>>>> {
+        let compare: Vec<Value> = cmps
+            .iter()
+            .map(|c| match c {
+                Cmp::Absent(k) => json!({"key": enc(k.as_bytes()), "result": "EQUAL",
+                    "target": "CREATE", "create_revision": "0"}),
+                Cmp::ModRevision(k, rev) => json!({"key": enc(k.as_bytes()), "result": "EQUAL",
+                    "target": "MOD", "mod_revision": rev.to_string()}),
+            })
+            .collect();
+        let success: Vec<Value> = ops
+            .iter()
+            .map(|o| match o {
+                Op::Put(k, v) => {
+                    json!({"request_put": {"key": enc(k.as_bytes()), "value": enc(v)}})
+                }
+                Op::Delete(k) => json!({"request_delete_range": {"key": enc(k.as_bytes())}}),
+            })
+            .collect();
+        let failure: Vec<Value> = check
+            .iter()
+            .map(|k| json!({"request_range": {"key": enc(k.as_bytes())}}))
+            .collect();
+        let req = json!({"compare": compare, "success": success, "failure": failure});
+        let v = self.call("/v3/kv/txn", req).await?;
+        if v["succeeded"].as_bool() == Some(true) {
+            return Ok(Ok(revision(&v)));
+        }
+        let current = (0..check.len())
+            .map(|i| {
+                v["responses"][i]["response_range"]["kvs"]
+                    .as_array()
+                    .and_then(|a| a.first())
+                    .map(decode_kv)
+            })
+            .collect();
+        Ok(Err(current))
     }
 
     /// Changes to keys under `prefix` from revision `start` on, as a stream that ends when etcd

@@ -26,7 +26,7 @@ use super::storage::{self, Filter, Store, WatchOut};
 use super::subresources;
 use super::table::{self, IncludeObject};
 use super::validation;
-use super::{apply, collector, review};
+use super::{apply, collector, review, services};
 
 /// The Content-Type of server-side apply.
 const APPLY_PATCH: &str = "application/apply-patch+yaml";
@@ -50,6 +50,8 @@ pub struct State {
     pub server_address: String,
     /// Set once the default namespaces exist; `/readyz` fails before.
     pub bootstrapped: AtomicBool,
+    /// Where Services get their ClusterIPs and NodePorts.
+    pub services: services::Ranges,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -751,18 +753,40 @@ impl Ctx {
                 return Err(e);
             }
         }
-        if self.dry_run {
-            return match self.state.store.get(self.rt, self.ns(), name).await {
-                Ok(_) => Err(ApiError::already_exists(self.rt, name)),
-                Err(storage::Error::NotFound) => Ok(obj),
-                Err(e) => Err(map_storage(self.rt, name, e)),
+        let service = services::is_service(self.rt);
+        let mut attempt = 0;
+        loop {
+            let mut obj = obj.clone();
+            let explicit = match service {
+                true => {
+                    let used = services::Used::read(&self.state.store)
+                        .await
+                        .map_err(self.err(name))?;
+                    services::prepare_create(&self.state.services, &used, &mut obj)?
+                }
+                false => Vec::new(),
             };
+            if self.dry_run {
+                return match self.state.store.get(self.rt, self.ns(), name).await {
+                    Ok(_) => Err(ApiError::already_exists(self.rt, name)),
+                    Err(storage::Error::NotFound) => Ok(obj),
+                    Err(e) => Err(map_storage(self.rt, name, e)),
+                };
+            }
+            match self
+                .state
+                .store
+                .create(self.rt, self.ns(), name, obj.clone())
+                .await
+            {
+                // A picked address or port was taken meanwhile: pick again.
+                Err(storage::Error::Claimed(k)) if !explicit.contains(&k) && attempt < 5 => {
+                    attempt += 1;
+                }
+                Err(storage::Error::Claimed(k)) => return Err(services::claimed_error(&obj, &k)),
+                other => return other.map_err(self.err(name)),
+            }
         }
-        self.state
-            .store
-            .create(self.rt, self.ns(), name, obj)
-            .await
-            .map_err(self.err(name))
     }
 
     /// POST to a pod's `binding` or `eviction`.
@@ -774,7 +798,7 @@ impl Ctx {
     ) -> Result<Response<Body>, ApiError> {
         match sub {
             "binding" => {
-                self.write(name, true, |cur| subresources::bind(cur, &body))
+                self.write(name, true, false, |cur| subresources::bind(cur, &body))
                     .await?;
             }
             "eviction" => {
@@ -790,28 +814,69 @@ impl Ctx {
         Ok(json_response(201, &subresources::created_status()))
     }
 
-    /// Read-modify-write one object: `change` maps the stored object to the new one, the
-    /// writer is recorded in managedFields (unless `record` is off: apply records itself), and
-    /// an object being deleted whose last finalizer just went is removed.
-    async fn write<F>(&self, name: &str, record: bool, mut change: F) -> Result<Value, ApiError>
+    /// Read-modify-write one object: `change` maps the stored object to the new one; a write
+    /// of the main resource (`main`) then goes through the type's update rules (immutable
+    /// fields, Service allocations); the writer is recorded in managedFields (unless `record`
+    /// is off: apply records itself), and an object being deleted whose last finalizer just
+    /// went is removed.
+    async fn write<F>(
+        &self,
+        name: &str,
+        record: bool,
+        main: bool,
+        mut change: F,
+    ) -> Result<Value, ApiError>
     where
         F: FnMut(&Value) -> Result<Value, ApiError>,
     {
         let rt = self.rt;
         let gv = rt.group_version();
         let manager = self.manager.clone().filter(|_| record);
-        let written = self
-            .state
-            .store
-            .update_opts(rt, self.ns(), name, self.dry_run, |cur| {
-                let mut new = change(&cur)?;
-                if let Some(m) = &manager {
-                    apply::record_update(Some(&cur), &mut new, m, &gv);
+        let service = main && services::is_service(rt);
+        let mut attempt = 0;
+        let written = loop {
+            let used = match service {
+                true => Some(
+                    services::Used::read(&self.state.store)
+                        .await
+                        .map_err(self.err(name))?,
+                ),
+                false => None,
+            };
+            let (mut explicit, mut last) = (Vec::new(), Value::Null);
+            let result = self
+                .state
+                .store
+                .update_opts(rt, self.ns(), name, self.dry_run, |cur| {
+                    let mut new = change(&cur)?;
+                    if main {
+                        new = super::immutable::check_update(rt, &cur, new)?;
+                    }
+                    if let Some(used) = &used {
+                        explicit = services::prepare_update(
+                            &self.state.services,
+                            used.clone(),
+                            &cur,
+                            &mut new,
+                        )?;
+                        last = new.clone();
+                    }
+                    if let Some(m) = &manager {
+                        apply::record_update(Some(&cur), &mut new, m, &gv);
+                    }
+                    Ok(new)
+                })
+                .await;
+            match result {
+                Ok(w) => break w,
+                // A value picked for the update was taken meanwhile: pick again.
+                Err(storage::Error::Claimed(k)) if !explicit.contains(&k) && attempt < 5 => {
+                    attempt += 1;
                 }
-                Ok(new)
-            })
-            .await
-            .map_err(self.err(name))?;
+                Err(storage::Error::Claimed(k)) => return Err(services::claimed_error(&last, &k)),
+                Err(e) => return Err(self.err(name)(e)),
+            }
+        };
         if !self.dry_run {
             deletion::remove_if_released(&self.state.store, rt, self.ns(), &written).await?;
         }
@@ -852,12 +917,14 @@ impl Ctx {
         let rt = self.rt;
         if sub == Some("scale") {
             let updated = self
-                .write(name, true, |cur| subresources::from_scale(rt, cur, &body))
+                .write(name, true, false, |cur| {
+                    subresources::from_scale(rt, cur, &body)
+                })
                 .await?;
             return Ok(json_response(200, &subresources::to_scale(&updated)));
         }
         let updated = self
-            .write(name, true, |cur| {
+            .write(name, true, sub.is_none(), |cur| {
                 Ok(merge_update(rt, sub, cur, body.clone()))
             })
             .await?;
@@ -882,7 +949,7 @@ impl Ctx {
         let invalid = |e: patch::Error| ApiError::new(422, "Invalid", e.to_string());
         if sub == Some("scale") {
             let updated = self
-                .write(name, true, |cur| {
+                .write(name, true, false, |cur| {
                     let scale =
                         patch::apply(kind, &subresources::to_scale(cur), &p).map_err(invalid)?;
                     subresources::from_scale(rt, cur, &scale)
@@ -891,7 +958,7 @@ impl Ctx {
             return Ok(json_response(200, &subresources::to_scale(&updated)));
         }
         let updated = self
-            .write(name, true, |current| {
+            .write(name, true, sub.is_none(), |current| {
                 let mut patched = patch::apply(kind, current, &p).map_err(invalid)?;
                 // Identity fields are not the patch's to change.
                 patched["metadata"]["name"] = current["metadata"]["name"].clone();
@@ -964,7 +1031,7 @@ impl Ctx {
             Ok(_) => {
                 let rt = self.rt;
                 let updated = self
-                    .write(name, false, |cur| {
+                    .write(name, false, sub.is_none(), |cur| {
                         let merged = apply::apply(cur, &applied, &manager, &gv, self.force)
                             .map_err(|e| {
                                 let mut err = ApiError::new(409, "Conflict", e.to_string());
@@ -1111,21 +1178,6 @@ fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
         }
         ("", "Pod") if obj["status"]["phase"].is_null() => {
             obj["status"] = json!({"phase": "Pending"})
-        }
-        ("", "Service") => {
-            if obj["spec"]["type"].is_null() {
-                obj["spec"]["type"] = json!("ClusterIP");
-            }
-            if let Some(ports) = obj["spec"]["ports"].as_array_mut() {
-                for p in ports {
-                    if p["protocol"].is_null() {
-                        p["protocol"] = json!("TCP");
-                    }
-                    if p["targetPort"].is_null() {
-                        p["targetPort"] = p["port"].clone();
-                    }
-                }
-            }
         }
         ("", "Secret") if obj["type"].is_null() => obj["type"] = json!("Opaque"),
         _ => {}

@@ -7,6 +7,7 @@ pub mod deletion;
 pub mod discovery;
 pub mod etcd;
 pub mod handlers;
+pub mod immutable;
 pub mod openapi;
 pub mod patch;
 pub mod protobuf;
@@ -15,6 +16,7 @@ pub mod resources;
 pub mod review;
 pub mod routes;
 pub mod selectors;
+pub mod services;
 pub mod status;
 pub mod storage;
 pub mod subresources;
@@ -59,6 +61,9 @@ pub struct Args {
     /// Range ClusterIPs are allocated from.
     #[arg(long, default_value = crate::consts::DEFAULT_SERVICE_SUBNET)]
     pub service_cluster_ip_range: String,
+    /// Range NodePorts are allocated from.
+    #[arg(long, default_value = services::DEFAULT_NODE_PORT_RANGE)]
+    pub service_node_port_range: String,
     /// Address advertised to clients (endpoints of the `kubernetes` Service).
     #[arg(long)]
     pub advertise_address: Option<std::net::IpAddr>,
@@ -80,12 +85,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &args.client_ca_file,
     )
     .context("could not set up TLS for the API server")?;
-    let service_ip = first_service_ip(&args.service_cluster_ip_range).with_context(|| {
-        format!(
-            "--service-cluster-ip-range {} is not an IPv4 CIDR",
-            args.service_cluster_ip_range
-        )
-    })?;
+    let ranges = services::Ranges::parse(
+        &args.service_cluster_ip_range,
+        &args.service_node_port_range,
+    )?;
+    let service_ip = ranges.first_ip();
     let advertise = args.advertise_address.unwrap_or(match args.bind_address {
         ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip => ip,
@@ -94,6 +98,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         store: Store::new(etcd::Etcd::new(&args.etcd_servers)),
         server_address: SocketAddr::new(advertise, args.secure_port).to_string(),
         bootstrapped: Default::default(),
+        services: ranges,
     });
     let addr = SocketAddr::new(args.bind_address, args.secure_port);
     let listener = tokio::net::TcpListener::bind(addr)
@@ -150,20 +155,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 }
 
-/// The first usable address of an IPv4 CIDR (`10.96.0.0/16` → `10.96.0.1`), the
-/// `kubernetes` Service's ClusterIP.
-pub fn first_service_ip(cidr: &str) -> Option<Ipv4Addr> {
-    let (net, bits) = cidr.split_once('/')?;
-    let net: Ipv4Addr = net.parse().ok()?;
-    let bits: u32 = bits.parse().ok().filter(|b| *b <= 30)?;
-    let mask = if bits == 0 {
-        0
-    } else {
-        u32::MAX << (32 - bits)
-    };
-    Some(Ipv4Addr::from((u32::from(net) & mask) + 1))
-}
-
 /// Create what every cluster has: the system namespaces and the `kubernetes` Service,
 /// retrying until etcd answers. Existing objects are left alone.
 async fn bootstrap(state: Arc<State>, service_ip: Ipv4Addr, advertise: Option<IpAddr>, port: u16) {
@@ -216,37 +207,46 @@ async fn ensure_defaults(
     for ns in SYSTEM_NAMESPACES {
         ensure(store, "", "namespaces", None, ns, json!({"metadata": {}, "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}})).await?;
     }
-    let labels = json!({"component": "apiserver", "provider": "kubernetes"});
-    ensure(store, "", "services", Some("default"), "kubernetes", json!({
-        "metadata": {"labels": labels},
-        "spec": {"type": "ClusterIP", "clusterIP": service_ip.to_string(), "clusterIPs": [service_ip.to_string()],
-                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
-                 "sessionAffinity": "None", "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack"},
-        "status": {"loadBalancer": {}},
-    })).await?;
+    let svc = services::kubernetes_service(service_ip, port);
+    ensure(store, "", "services", Some("default"), "kubernetes", svc).await?;
     if let Some(ip) = advertise {
-        ensure(store, "", "endpoints", Some("default"), "kubernetes", json!({
-            "metadata": {"labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
-            "subsets": [{"addresses": [{"ip": ip.to_string()}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
-        })).await?;
+        let eps = services::kubernetes_endpoints(ip, port);
+        reconcile(store, "", "endpoints", "kubernetes", eps, "subsets").await?;
+        let slice = services::kubernetes_endpoint_slice(ip, port);
+        reconcile(
+            store,
+            "discovery.k8s.io",
+            "endpointslices",
+            "kubernetes",
+            slice,
+            "endpoints",
+        )
+        .await?;
     }
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kubernetes_service_takes_the_first_address_of_the_range() {
-        assert_eq!(
-            first_service_ip("10.96.0.0/16"),
-            Some(Ipv4Addr::new(10, 96, 0, 1))
-        );
-        assert_eq!(
-            first_service_ip("10.96.5.7/12"),
-            Some(Ipv4Addr::new(10, 96, 0, 1))
-        );
-        assert_eq!(first_service_ip("nonsense"), None);
+/// Like [`ensure`] for an object in `default` whose `field` must point at this API server: an
+/// existing one is corrected (the control plane's address may change across restarts).
+async fn reconcile(
+    store: &Store,
+    group: &str,
+    plural: &str,
+    name: &str,
+    obj: serde_json::Value,
+    field: &str,
+) -> Result<(), storage::Error> {
+    ensure(store, group, plural, Some("default"), name, obj.clone()).await?;
+    let rt = resources::find(group, "v1", plural).expect("bootstrap types are registered");
+    let current = store.get(rt, Some("default"), name).await?;
+    if current[field] == obj[field] {
+        return Ok(());
     }
+    store
+        .update(rt, Some("default"), name, |mut cur| {
+            cur[field] = obj[field].clone();
+            Ok(cur)
+        })
+        .await?;
+    Ok(())
 }

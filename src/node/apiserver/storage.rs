@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
-use super::etcd::{self, Etcd, Kv, TxnOutcome, WatchItem};
+use super::etcd::{self, Cmp, Etcd, Kv, Op, TxnOutcome, WatchItem};
 use super::resources::ResourceType;
 use super::status::ApiError;
 
@@ -28,6 +28,9 @@ pub enum Error {
     Rejected(ApiError),
     #[error("the continue token is not valid")]
     BadContinue,
+    /// Another object holds a key this one claims (a ClusterIP, a NodePort).
+    #[error("{0} is already allocated")]
+    Claimed(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -87,6 +90,35 @@ pub fn sent_revision(obj: &Value) -> Option<i64> {
         .map(|s| s.parse().unwrap_or(-1))
 }
 
+/// Keys an object holds besides its own (a Service's ClusterIPs and NodePorts): written in the
+/// same transaction as the object, refused when another object holds them, removed with it. So
+/// allocations are race-free and survive restarts without any state in the API server.
+pub fn claims(rt: &ResourceType, obj: &Value) -> Vec<String> {
+    if super::services::is_service(rt) {
+        super::services::claims(obj)
+    } else {
+        Vec::new()
+    }
+}
+
+/// What a claim key holds: who owns it, for anyone reading etcd.
+fn holder(obj: &Value) -> Vec<u8> {
+    let m = &obj["metadata"];
+    json!({"namespace": m["namespace"], "name": m["name"], "uid": m["uid"]})
+        .to_string()
+        .into_bytes()
+}
+
+/// The first key of `check[skip..]` that exists, as the claim that failed.
+fn first_taken(check: &[String], current: &[Option<Kv>], skip: usize) -> Option<String> {
+    check
+        .iter()
+        .zip(current)
+        .skip(skip)
+        .find(|(_, kv)| kv.is_some())
+        .map(|(k, _)| k.clone())
+}
+
 impl Store {
     pub fn new(etcd: Etcd) -> Self {
         Store { etcd }
@@ -109,11 +141,27 @@ impl Store {
         name: &str,
         obj: Value,
     ) -> Result<Value> {
-        match self
-            .etcd
-            .put_if(&rt.key(ns, name), &encode(&obj), "CREATE", 0)
-            .await?
-        {
+        let key = rt.key(ns, name);
+        let held = claims(rt, &obj);
+        if !held.is_empty() {
+            let mut check = vec![key.clone()];
+            check.extend(held.iter().cloned());
+            let cmps: Vec<Cmp> = check.iter().map(|k| Cmp::Absent(k.clone())).collect();
+            let mut ops = vec![Op::Put(key, encode(&obj))];
+            ops.extend(held.iter().map(|k| Op::Put(k.clone(), holder(&obj))));
+            return match self.etcd.txn_all(&cmps, &ops, &check).await? {
+                Ok(rev) => {
+                    let mut out = obj;
+                    out["metadata"]["resourceVersion"] = json!(rev.to_string());
+                    Ok(out)
+                }
+                Err(current) if current[0].is_some() => Err(Error::AlreadyExists),
+                Err(current) => Err(first_taken(&check, &current, 1)
+                    .map(Error::Claimed)
+                    .unwrap_or(Error::Conflict)),
+            };
+        }
+        match self.etcd.put_if(&key, &encode(&obj), "CREATE", 0).await? {
             TxnOutcome::Written(rev) => {
                 let mut out = obj;
                 out["metadata"]["resourceVersion"] = json!(rev.to_string());
@@ -156,6 +204,7 @@ impl Store {
         let mut current = self.etcd.get(&key).await?.ok_or(Error::NotFound)?;
         loop {
             let obj = decode(&current)?;
+            let old_claims = claims(rt, &obj);
             let new = change(obj).map_err(Error::Rejected)?;
             if sent_revision(&new).is_some_and(|rv| rv != current.mod_revision) {
                 return Err(Error::Conflict);
@@ -164,6 +213,45 @@ impl Store {
                 let mut out = new;
                 out["metadata"]["resourceVersion"] = json!(current.mod_revision.to_string());
                 return Ok(out);
+            }
+            let new_claims = claims(rt, &new);
+            if old_claims != new_claims {
+                let added: Vec<String> = new_claims
+                    .iter()
+                    .filter(|k| !old_claims.contains(k))
+                    .cloned()
+                    .collect();
+                let mut cmps = vec![Cmp::ModRevision(key.clone(), current.mod_revision)];
+                cmps.extend(added.iter().map(|k| Cmp::Absent(k.clone())));
+                let mut ops = vec![Op::Put(key.clone(), encode(&new))];
+                ops.extend(added.iter().map(|k| Op::Put(k.clone(), holder(&new))));
+                ops.extend(
+                    old_claims
+                        .iter()
+                        .filter(|k| !new_claims.contains(k))
+                        .map(|k| Op::Delete(k.clone())),
+                );
+                let mut check = vec![key.clone()];
+                check.extend(added);
+                match self.etcd.txn_all(&cmps, &ops, &check).await? {
+                    Ok(rev) => {
+                        let mut out = new;
+                        out["metadata"]["resourceVersion"] = json!(rev.to_string());
+                        return Ok(out);
+                    }
+                    Err(now) => match &now[0] {
+                        None => return Err(Error::NotFound),
+                        Some(kv) if kv.mod_revision != current.mod_revision => {
+                            current = kv.clone();
+                            continue;
+                        }
+                        Some(_) => {
+                            return Err(first_taken(&check, &now, 1)
+                                .map(Error::Claimed)
+                                .unwrap_or(Error::Conflict));
+                        }
+                    },
+                }
             }
             match self
                 .etcd
@@ -194,6 +282,24 @@ impl Store {
         loop {
             if precondition_rv.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(Error::Conflict);
+            }
+            let held = claims(rt, &decode(&current)?);
+            if !held.is_empty() {
+                let mut ops = vec![Op::Delete(key.clone())];
+                ops.extend(held.into_iter().map(Op::Delete));
+                let cmps = [Cmp::ModRevision(key.clone(), current.mod_revision)];
+                match self
+                    .etcd
+                    .txn_all(&cmps, &ops, std::slice::from_ref(&key))
+                    .await?
+                {
+                    Ok(_) => return decode(&current),
+                    Err(now) => match now.into_iter().next().flatten() {
+                        Some(kv) => current = kv,
+                        None => return Err(Error::NotFound),
+                    },
+                }
+                continue;
             }
             match self.etcd.delete_if(&key, current.mod_revision).await? {
                 TxnOutcome::Written(_) => return decode(&current),
