@@ -231,4 +231,22 @@ impl Cri {
         let r: ImageStatusResponse = self.call(image!("ImageStatus"), req).await?;
         Ok(r.image)
     }
+
+    /// Runs a command to completion (exec probes); `timeout` 0 means none.
+    pub async fn exec_sync(
+        &self,
+        container_id: &str,
+        cmd: Vec<String>,
+        timeout: i64,
+    ) -> Result<ExecSyncResponse> {
+        self.call(
+            runtime!("ExecSync"),
+            ExecSyncRequest {
+                container_id: container_id.into(),
+                cmd,
+                timeout,
+            },
+        )
+        .await
+    }
 }
