@@ -335,3 +335,219 @@ fn pods_run_crash_loop_miss_images_and_stop_on_delete() {
     let left = kubectl(&kc, &["get", "pods", "--no-headers"]).ok("get pods");
     assert!(left.stdout.trim().is_empty(), "{}", left.stdout);
 }
+
+/// A one-node cluster (pods run on the control plane) with flannel and the bundled images.
+fn one_node_cluster(name: &str) -> (std::path::PathBuf, ClusterGuard) {
+    let (kc, guard) = ClusterGuard::new(name);
+    create_cluster(name, &kc, None).ok("create cluster");
+    (kc, guard)
+}
+
+/// The events about one pod, as `reason: message` lines.
+fn pod_events(kc: &Path, pod: &str) -> Vec<String> {
+    let r = kubectl(
+        kc,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            &format!("involvedObject.name={pod}"),
+            "-o",
+            "json",
+        ],
+    )
+    .ok("get events");
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e["reason"].as_str().unwrap_or_default(),
+                e["message"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn wait_event(kc: &Path, pod: &str, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let events = pod_events(kc, pod);
+        if let Some(e) = events.iter().find(|e| want(e)) {
+            return e.clone();
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no such event for {pod}; events:\n{}",
+            events.join("\n")
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+fn condition(pod: &Value, ty: &str) -> String {
+    pod["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == ty)
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+const PROBE_PODS: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: liveness-exec}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: kindling/toolbox
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'touch /tmp/healthy; sleep 3; rm /tmp/healthy; sleep 600']
+    livenessProbe:
+      exec: {command: [cat, /tmp/healthy]}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      failureThreshold: 2
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web-probed}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: kindling/whoami
+    imagePullPolicy: IfNotPresent
+    ports: [{name: http, containerPort: 80}]
+    readinessProbe:
+      httpGet: {path: /, port: http}
+      periodSeconds: 1
+    livenessProbe:
+      tcpSocket: {port: 80}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never-ready}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: kindling/whoami
+    imagePullPolicy: IfNotPresent
+    readinessProbe:
+      httpGet: {path: /missing.html, port: 80}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: slow-start}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: kindling/toolbox
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'sleep 6; touch /tmp/started; sleep 600']
+    startupProbe:
+      exec: {command: [test, -f, /tmp/started]}
+      periodSeconds: 1
+      failureThreshold: 20
+    livenessProbe:
+      exec: {command: [test, -f, /tmp/started]}
+      periodSeconds: 1
+      failureThreshold: 1
+";
+
+#[test]
+fn probes_restart_unhealthy_containers_gate_readiness_and_wait_for_startup() {
+    if !docker_and_kubectl() {
+        return;
+    }
+    let _lock = cluster_lock();
+    let (kc, _guard) = one_node_cluster("pods-probes");
+    apply(&kc, "probes", PROBE_PODS);
+    // Caught early, the slow starter runs but has not started (its startup probe fails).
+    let p = wait_pod(&kc, "slow-start", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(
+        (&cs["started"], &cs["ready"]),
+        (&false.into(), &false.into()),
+        "{cs}"
+    );
+
+    // A failing liveness probe kills the container and the kubelet starts it again.
+    let p = wait_pod(&kc, "liveness-exec", Duration::from_secs(60), |p| {
+        p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
+    });
+    assert_eq!(p["status"]["phase"], "Running");
+    let killing = wait_event(&kc, "liveness-exec", Duration::from_secs(10), |e| {
+        e.starts_with("Killing: ")
+    });
+    assert_eq!(
+        killing,
+        "Killing: Container app failed liveness probe, will be restarted"
+    );
+    let unhealthy = wait_event(&kc, "liveness-exec", Duration::from_secs(10), |e| {
+        e.starts_with("Unhealthy: ")
+    });
+    assert!(
+        unhealthy.starts_with(
+            "Unhealthy: Liveness probe failed: cat: can't open '/tmp/healthy': No such file"
+        ),
+        "{unhealthy}"
+    );
+
+    // An httpGet readiness probe (named port) that succeeds makes the pod Ready; a tcpSocket
+    // liveness probe against a listening port never restarts it.
+    let p = wait_pod(&kc, "web-probed", Duration::from_secs(30), |p| {
+        condition(p, "Ready") == "True"
+    });
+    assert_eq!(p["status"]["containerStatuses"][0]["ready"], true);
+
+    // One that gets 404 keeps the pod Running but not Ready, with upstream's wording.
+    let p = wait_pod(&kc, "never-ready", Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    // (The first probes may come before the server listens: connection refused.)
+    let msg = wait_event(&kc, "never-ready", Duration::from_secs(10), |e| {
+        e.starts_with("Unhealthy: ") && e.contains("statuscode")
+    });
+    assert_eq!(
+        msg,
+        "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 404"
+    );
+    let p = pod_json(&kc, "never-ready").unwrap_or(p);
+    assert_eq!(condition(&p, "Ready"), "False");
+    assert_eq!(condition(&p, "ContainersReady"), "False");
+    let cs = &p["status"]["containerStatuses"][0];
+    assert_eq!(cs["ready"], false);
+    assert_eq!(cs["started"], true);
+    assert!(cs["state"]["running"].is_object(), "{cs}");
+    let get = kubectl(&kc, &["get", "pod", "never-ready", "--no-headers"])
+        .ok("get")
+        .stdout;
+    assert!(get.contains("0/1") && get.contains("Running"), "{get}");
+
+    // The startup probe holds the liveness probe back until it succeeds: not started at
+    // first, then started and ready without a restart.
+    let p = wait_pod(&kc, "slow-start", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"][0]["started"] == true && condition(p, "Ready") == "True"
+    });
+    assert_eq!(p["status"]["containerStatuses"][0]["restartCount"], 0);
+    for pod in ["web-probed", "slow-start"] {
+        let p = pod_json(&kc, pod).unwrap();
+        assert_eq!(
+            p["status"]["containerStatuses"][0]["restartCount"], 0,
+            "{pod}"
+        );
+    }
+}

@@ -8,6 +8,7 @@ pub mod kubelet;
 pub mod net;
 pub mod scheduler;
 pub mod supervisor;
+pub mod upgrade;
 
 /// A Kubernetes client authenticated by the kubeconfig file at `path` (a node's own credentials).
 pub async fn client_from(path: &str) -> anyhow::Result<kube::Client> {

@@ -293,6 +293,13 @@ async fn resource(
         }
         return super::proxy::pod_log(state, ns, name, &q).await;
     }
+    if let (Some(sub @ ("exec" | "attach" | "portforward")), Some(ns), Some(name)) = (
+        rp.subresource.as_deref(),
+        rp.namespace.as_deref(),
+        rp.name.as_deref(),
+    ) {
+        return super::stream::pod_stream(state, req, ns, name, sub).await;
+    }
     let accept = req
         .headers()
         .get("accept")

@@ -19,6 +19,7 @@ pub mod selectors;
 pub mod services;
 pub mod status;
 pub mod storage;
+pub mod stream;
 pub mod subresources;
 pub mod table;
 pub mod tls;

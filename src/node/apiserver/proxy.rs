@@ -87,7 +87,11 @@ fn container_names(pod: &Value, field: &str) -> Vec<String> {
 }
 
 /// Which container's log is wanted, with upstream's messages for a wrong or missing name.
-fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String, ApiError> {
+pub(super) fn pick_container(
+    pod: &Value,
+    name: &str,
+    asked: Option<&str>,
+) -> Result<String, ApiError> {
     let main = container_names(pod, "containers");
     let all: Vec<String> = main
         .iter()
@@ -109,7 +113,7 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> Result<String
 }
 
 /// The node's InternalIP from its status.
-fn internal_ip(node: &Value) -> Option<String> {
+pub(super) fn internal_ip(node: &Value) -> Option<String> {
     node["status"]["addresses"]
         .as_array()?
         .iter()
@@ -118,7 +122,7 @@ fn internal_ip(node: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -129,21 +133,19 @@ fn encode(s: &str) -> String {
         .collect()
 }
 
-/// `GET .../pods/<name>/log`.
-pub async fn pod_log(
-    state: &State,
-    ns: &str,
-    name: &str,
-    q: &HashMap<String, String>,
-) -> Result<Response<Body>, ApiError> {
+/// The pod `ns/name` as stored.
+pub(super) async fn get_pod(state: &State, ns: &str, name: &str) -> Result<Value, ApiError> {
     let pods = resources::find("", "v1", "pods").expect("pods are registered");
-    let nodes = resources::find("", "v1", "nodes").expect("nodes are registered");
-    let pod = state
+    state
         .store
         .get(pods, Some(ns), name)
         .await
-        .map_err(|e| map_storage(pods, name, e))?;
-    let container = pick_container(&pod, name, q.get("container").map(String::as_str))?;
+        .map_err(|e| map_storage(pods, name, e))
+}
+
+/// The InternalIP of the node the pod `name` is bound to.
+pub(super) async fn node_ip(state: &State, pod: &Value, name: &str) -> Result<String, ApiError> {
+    let nodes = resources::find("", "v1", "nodes").expect("nodes are registered");
     let node_name = pod["spec"]["nodeName"].as_str().unwrap_or_default();
     if node_name.is_empty() {
         return Err(ApiError::bad_request(format!(
@@ -155,8 +157,20 @@ pub async fn pod_log(
         .get(nodes, None, node_name)
         .await
         .map_err(|e| map_storage(nodes, node_name, e))?;
-    let ip = internal_ip(&node)
-        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no InternalIP address")))?;
+    internal_ip(&node)
+        .ok_or_else(|| ApiError::internal(format!("node {node_name} has no InternalIP address")))
+}
+
+/// `GET .../pods/<name>/log`.
+pub async fn pod_log(
+    state: &State,
+    ns: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+) -> Result<Response<Body>, ApiError> {
+    let pod = get_pod(state, ns, name).await?;
+    let container = pick_container(&pod, name, q.get("container").map(String::as_str))?;
+    let ip = node_ip(state, &pod, name).await?;
     let query: Vec<String> = PASSED_ON
         .iter()
         .filter_map(|k| q.get(*k).map(|v| format!("{k}={}", encode(v))))
@@ -206,7 +220,7 @@ pub async fn pod_log(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum FetchError {
+pub(super) enum FetchError {
     #[error("dial tcp: {0}")]
     Connect(std::io::Error),
     #[error("dial tcp: i/o timeout")]
@@ -219,8 +233,11 @@ enum FetchError {
     Request(#[from] http::Error),
 }
 
-/// One GET to the kubelet over its own connection (each log stream may be long-lived).
-async fn fetch(ip: &str, path: &str) -> Result<Response<hyper::body::Incoming>, FetchError> {
+/// A TLS connection of its own to the kubelet at `ip` (each log or exec stream may be
+/// long-lived).
+pub(super) async fn connect(
+    ip: &str,
+) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, FetchError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()?
@@ -237,10 +254,16 @@ async fn fetch(ip: &str, path: &str) -> Result<Response<hyper::body::Incoming>, 
     .map_err(FetchError::Connect)?;
     let server_name = ServerName::try_from(ip.to_string())
         .map_err(|e| FetchError::Tls(rustls::Error::General(e.to_string())))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(server_name, tcp)
         .await
-        .map_err(FetchError::Connect)?;
+        .map_err(FetchError::Connect)
+}
+
+/// One GET to the kubelet.
+async fn fetch(ip: &str, path: &str) -> Result<Response<hyper::body::Incoming>, FetchError> {
+    let addr = format!("{ip}:{}", crate::consts::KUBELET_PORT);
+    let tls = connect(ip).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
     tokio::spawn(async move {
         let _ = conn.await;

@@ -195,7 +195,15 @@ pub static RESOURCES: &[ResourceType] = &[
         ns = true,
         short = &["po"],
         cat = ALL,
-        sub = &["status", "binding", "eviction", "log"],
+        sub = &[
+            "status",
+            "binding",
+            "eviction",
+            "log",
+            "exec",
+            "attach",
+            "portforward"
+        ],
         storage = "pods",
         Pod
     ),
@@ -506,6 +514,17 @@ pub fn subresource(rt: &'static ResourceType, sub: &str) -> Subresource {
         "finalize" => own(&["update"]),
         // Logs are read-only plain text, listed as kind Pod like upstream's discovery.
         "log" => own(&["get"]),
+        // Streams are opened with GET (WebSocket) or POST (SPDY), listed like upstream.
+        "exec" | "attach" | "portforward" => Subresource {
+            group: "",
+            version: "v1",
+            kind: match sub {
+                "exec" => "PodExecOptions",
+                "attach" => "PodAttachOptions",
+                _ => "PodPortForwardOptions",
+            },
+            verbs: &["create", "get"],
+        },
         _ => own(SUB_VERBS),
     }
 }

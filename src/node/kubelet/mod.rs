@@ -7,6 +7,7 @@ mod events;
 mod images;
 mod node_status;
 mod pods;
+mod probe;
 mod server;
 mod spec;
 mod status;
@@ -46,6 +47,11 @@ pub async fn run() -> anyhow::Result<()> {
         cfg.node_name.clone(),
         facts.internal_ip.clone(),
         spec::dns_from_resolv_conf(&resolv),
+        [
+            facts.cpus as f64,
+            facts.memory_ki as f64 * 1024.0,
+            facts.storage_ki as f64 * 1024.0,
+        ],
     );
     tokio::spawn(pods::run(std::sync::Arc::new(ctx)));
     let (name, ip) = (cfg.node_name.clone(), facts.internal_ip.clone());

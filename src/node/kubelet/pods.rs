@@ -22,6 +22,7 @@ use super::cri::api::{ContainerState, DnsConfig, PodSandboxState};
 use super::cri::client::{self, Cri, POD_UID_LABEL};
 use super::events::{Kind, Recorder};
 use super::images::{self, PullPolicy};
+use super::probe::{self, ProbeKind, Prober};
 use super::spec::{self, Downward};
 use super::status::{self, ContainerView, Instance, InstanceState, PodView};
 
@@ -59,7 +60,12 @@ pub struct Ctx {
     pub node: String,
     pub host_ip: String,
     pub dns: DnsConfig,
+    /// The node's allocatable CPUs, memory and storage (bytes), for resourceFieldRef.
+    pub allocatable: [f64; 3],
     pub events: Recorder,
+    pub prober: Arc<Prober>,
+    /// Pod uids whose probe results changed; taken by `run`.
+    probe_changes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
     backoff: Mutex<Backoff>,
 }
 
@@ -70,15 +76,20 @@ impl Ctx {
         node: String,
         host_ip: String,
         dns: DnsConfig,
+        allocatable: [f64; 3],
     ) -> Self {
         let events = Recorder::new(client.clone(), &node);
+        let (prober, probe_changes) = Prober::new(cri.clone(), events.clone());
         Ctx {
             cri,
             client,
             node,
             host_ip,
             dns,
+            allocatable,
             events,
+            prober: Arc::new(prober),
+            probe_changes: Mutex::new(Some(probe_changes)),
             backoff: Mutex::default(),
         }
     }
@@ -100,6 +111,21 @@ pub async fn run(ctx: Arc<Ctx>) {
     let workers: Workers = Arc::default();
     let synced = Arc::new(AtomicBool::new(false));
     tokio::spawn(relist(ctx.clone(), workers.clone(), synced.clone()));
+    let changes = ctx
+        .probe_changes
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(mut changes) = changes {
+        let workers = workers.clone();
+        tokio::spawn(async move {
+            while let Some(uid) = changes.recv().await {
+                if let Some(tx) = workers.lock().unwrap_or_else(|p| p.into_inner()).get(&uid) {
+                    tx.send_modify(|_| {});
+                }
+            }
+        });
+    }
     let api: Api<Pod> = Api::all(ctx.client.clone());
     let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.node));
     let mut stream = watcher(api, cfg).default_backoff().boxed();
@@ -373,6 +399,9 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
         node: &ctx.node,
         host_ip: &ctx.host_ip,
         pod_ip: &pod_ip,
+        allocatable_cpu: ctx.allocatable[0],
+        allocatable_memory: ctx.allocatable[1],
+        allocatable_storage: ctx.allocatable[2],
     };
     let starter = Starter {
         ctx,
@@ -419,9 +448,11 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
 
     // 4. App containers, once the pod is initialized.
     let mut app_views = vec![];
+    let mut probed_ids = HashSet::new();
     for c in &pod_spec.containers {
         let mut v = view_for(c, &mut views);
         if initialized && !terminal {
+            kill_if_unhealthy(ctx, pod, c, &mut v).await;
             match v.current.clone() {
                 None => soonest(starter.start(state, c, &mut v, 0).await),
                 Some(i) if i.state == InstanceState::Exited => {
@@ -436,9 +467,23 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
                 }
                 Some(_) => {}
             }
+            if let Some(i) = v.current.as_ref().filter(|i| {
+                i.state == InstanceState::Running && has_probes(c) && v.waiting.is_none()
+            }) {
+                probed_ids.insert(i.id.clone());
+                ctx.prober.ensure(probe::Target {
+                    pod: Arc::new(pod.clone()),
+                    container: c.clone(),
+                    container_id: i.id.clone(),
+                    pod_ip: pod_ip.clone(),
+                    started_at: i.started_at,
+                });
+                v.probed = Some((ctx.prober.started(c, &i.id), ctx.prober.ready(c, &i.id)));
+            }
         }
         app_views.push(v);
     }
+    ctx.prober.retain(p.uid, &probed_ids);
 
     // 5. Status, written only when it changed.
     let view = PodView {
@@ -468,6 +513,57 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
         }
     }
     Ok(next)
+}
+
+fn has_probes(c: &Container) -> bool {
+    c.liveness_probe.is_some() || c.readiness_probe.is_some() || c.startup_probe.is_some()
+}
+
+/// Kills a running container whose liveness or startup probe failed, as upstream does, so the
+/// restart logic starts it again.
+async fn kill_if_unhealthy(ctx: &Ctx, pod: &Pod, c: &Container, v: &mut ContainerView) {
+    let Some(cur) = v
+        .current
+        .as_ref()
+        .filter(|i| i.state == InstanceState::Running)
+    else {
+        return;
+    };
+    let Some(kind) = ctx.prober.must_restart(&cur.id) else {
+        return;
+    };
+    let probe = match kind {
+        ProbeKind::Startup => c.startup_probe.as_ref(),
+        _ => c.liveness_probe.as_ref(),
+    };
+    // A probe's own terminationGracePeriodSeconds wins over the pod's.
+    let grace = probe
+        .and_then(|p| p.termination_grace_period_seconds)
+        .or(pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(DEFAULT_GRACE);
+    ctx.events.record(
+        pod,
+        Some(&c.name),
+        Kind::Normal,
+        "Killing",
+        format!(
+            "Container {} failed {} probe, will be restarted",
+            c.name,
+            kind.label().to_lowercase()
+        ),
+    );
+    if let Err(e) = ctx.cri.stop_container(&cur.id, grace).await
+        && !e.is_not_found()
+    {
+        eprintln!("kubelet: could not stop container {}: {e}", c.name);
+        return;
+    }
+    if let Ok(Some(s)) = ctx.cri.container_status(&cur.id).await {
+        v.current = Some(instance(&s));
+    }
 }
 
 /// Starts containers of one pod and says how they fared in their views.
@@ -608,7 +704,11 @@ impl Starter<'_> {
             "Pulled",
             format!("Container image \"{image}\" already present on machine"),
         );
-        let config = match spec::container_config(pod, c, attempt, &found.id, self.d) {
+        let src = match fetch_sources(ctx, p.namespace, c).await {
+            Ok(src) => src,
+            Err(e) => return self.create_failed(c, v, "CreateContainerConfigError", &e),
+        };
+        let config = match spec::container_config(pod, c, attempt, &found.id, self.d, &src) {
             Ok(config) => config,
             Err(e) => return self.create_failed(c, v, "CreateContainerConfigError", &e),
         };
@@ -655,6 +755,43 @@ impl Starter<'_> {
             _ => Some(RETRY),
         }
     }
+}
+
+/// Fetches the ConfigMaps and Secrets the container's environment refers to.
+async fn fetch_sources(ctx: &Ctx, ns: &str, c: &Container) -> Result<spec::Sources, kube::Error> {
+    let (cms, secrets) = spec::Sources::wanted(c);
+    let mut src = spec::Sources::default();
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    for name in cms {
+        let data = api
+            .get_opt(&name)
+            .await?
+            .map(|cm| cm.data.unwrap_or_default());
+        src.config_maps.insert(name, data);
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    for name in secrets {
+        let data = api.get_opt(&name).await?.map(secret_data);
+        src.secrets.insert(name, data);
+    }
+    Ok(src)
+}
+
+/// A Secret's keys with their decoded values (stringData too, should a server keep it).
+fn secret_data(s: Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut f: BTreeMap<String, Vec<u8>> = s
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    f.extend(
+        s.string_data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes())),
+    );
+    f
 }
 
 /// Writes the files of the pod's configMap and secret volumes.
@@ -785,6 +922,7 @@ async fn terminate(ctx: &Ctx, uid: &str, pod: Option<&Pod>, complete_delete: boo
         ctx.cri.stop_pod_sandbox(&sb.id).await?;
         ctx.cri.remove_pod_sandbox(&sb.id).await?;
     }
+    ctx.prober.retain(uid, &HashSet::new());
     let _ = std::fs::remove_dir_all(format!("{}/{uid}", spec::PODS_DIR));
     if let Some(pod) = pod {
         let _ = std::fs::remove_dir_all(spec::log_directory(&spec::pod_ref(pod)));

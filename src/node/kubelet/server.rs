@@ -1,4 +1,5 @@
-//! The kubelet's HTTPS endpoint on port 10250: `/containerLogs`, which the API server's `pods/log` proxies to.
+//! The kubelet's HTTPS endpoint on port 10250: `/containerLogs`, `/exec`, `/attach` and
+//! `/portForward`, which the API server's `pods/log`, `pods/exec`, ... proxy to.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -14,7 +15,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_rustls::rustls;
 
+use super::cri::client::Cri;
 use super::spec::POD_LOGS_DIR;
+use super::stream::{self, Target};
 use crate::node::apiserver::handlers::parse_query;
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -50,6 +53,7 @@ pub async fn serve(node_name: String, ip: String) -> Result<(), Error> {
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let addr = SocketAddr::from(([0, 0, 0, 0], crate::consts::KUBELET_PORT));
+    let cri = Cri::new(crate::consts::CONTAINERD_SOCKET);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Listen { addr, source })?;
@@ -58,18 +62,20 @@ pub async fn serve(node_name: String, ip: String) -> Result<(), Error> {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let acceptor = acceptor.clone();
+        let (acceptor, cri) = (acceptor.clone(), cri.clone());
         tokio::spawn(async move {
             let Ok(Ok(tls)) =
                 tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
             else {
                 return;
             };
-            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
-                Ok::<_, Infallible>(handle(req).await)
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let cri = cri.clone();
+                async move { Ok::<_, Infallible>(handle(&cri, req).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(tls), service)
+                .with_upgrades()
                 .await;
         });
     }
@@ -83,12 +89,23 @@ fn text(code: u16, body: impl Into<String>) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-async fn handle(req: Request<Incoming>) -> Response<Body> {
-    let parts: Vec<&str> = req.uri().path().trim_matches('/').split('/').collect();
+async fn handle(cri: &Cri, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let q = parse_query(req.uri().query());
+    let streaming = matches!(*req.method(), hyper::Method::GET | hyper::Method::POST);
     match parts.as_slice() {
         ["containerLogs", ns, pod, container] if req.method() == hyper::Method::GET => {
             container_logs(ns, pod, container, &q).await
+        }
+        ["exec", ns, pod, container] if streaming => {
+            stream::serve(cri, req, ns, pod, Target::Exec { container }).await
+        }
+        ["attach", ns, pod, container] if streaming => {
+            stream::serve(cri, req, ns, pod, Target::Attach { container }).await
+        }
+        ["portForward", ns, pod] if streaming => {
+            stream::serve(cri, req, ns, pod, Target::PortForward).await
         }
         _ => text(404, "404 page not found\n"),
     }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::cri::api::{
     ContainerConfig, ContainerMetadata, DnsConfig, ImageSpec, Int64Value, KeyValue,
@@ -28,6 +29,24 @@ pub enum Error {
     UnknownVolume { container: String, volume: String },
     #[error("volume {0} has a type the kubelet does not support yet")]
     UnsupportedVolume(String),
+    #[error("configmap \"{0}\" not found")]
+    ConfigMapNotFound(String),
+    #[error("secret \"{0}\" not found")]
+    SecretNotFound(String),
+    #[error("couldn't find key {key} in ConfigMap {namespace}/{name}")]
+    ConfigMapKeyNotFound {
+        key: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("couldn't find key {key} in Secret {namespace}/{name}")]
+    SecretKeyNotFound {
+        key: String,
+        namespace: String,
+        name: String,
+    },
+    #[error("unsupported container resource: {0}")]
+    UnsupportedResource(String),
     #[error("could not prepare volume {volume} at {path}")]
     Prepare {
         volume: String,
@@ -322,6 +341,10 @@ pub struct Downward<'a> {
     pub node: &'a str,
     pub host_ip: &'a str,
     pub pod_ip: &'a str,
+    /// The node's allocatable CPUs, memory and storage (bytes): what unset limits mean.
+    pub allocatable_cpu: f64,
+    pub allocatable_memory: f64,
+    pub allocatable_storage: f64,
 }
 
 /// The value of a `fieldRef` path, or None for one the kubelet doesn't know.
@@ -358,28 +381,196 @@ pub fn field_ref(pod: &Pod, path: &str, d: &Downward) -> Option<String> {
     })
 }
 
-/// The container's environment: literal values and downward-API fields, in order, with
-/// `$(VAR)` references to earlier variables expanded.
-pub fn env(pod: &Pod, c: &Container, d: &Downward) -> Vec<KeyValue> {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    let mut out = vec![];
+/// The ConfigMaps and Secrets of the pod's namespace that a container refers to, fetched by the
+/// caller; None for one that does not exist.
+#[derive(Debug, Default, Clone)]
+pub struct Sources {
+    pub config_maps: HashMap<String, Option<BTreeMap<String, String>>>,
+    pub secrets: HashMap<String, Option<BTreeMap<String, Vec<u8>>>>,
+}
+
+impl Sources {
+    /// The ConfigMaps and Secrets `c`'s env and envFrom name.
+    pub fn wanted(c: &Container) -> (Vec<String>, Vec<String>) {
+        let (mut cms, mut secrets) = (vec![], vec![]);
+        for e in c.env_from.iter().flatten() {
+            cms.extend(e.config_map_ref.as_ref().map(|r| r.name.clone()));
+            secrets.extend(e.secret_ref.as_ref().map(|r| r.name.clone()));
+        }
+        for e in c.env.iter().flatten() {
+            if let Some(from) = &e.value_from {
+                cms.extend(from.config_map_key_ref.as_ref().map(|r| r.name.clone()));
+                secrets.extend(from.secret_key_ref.as_ref().map(|r| r.name.clone()));
+            }
+        }
+        cms.sort();
+        cms.dedup();
+        secrets.sort();
+        secrets.dedup();
+        (cms, secrets)
+    }
+
+    fn config_map(&self, name: &str) -> Option<&BTreeMap<String, String>> {
+        self.config_maps.get(name).and_then(Option::as_ref)
+    }
+
+    fn secret(&self, name: &str) -> Option<&BTreeMap<String, Vec<u8>>> {
+        self.secrets.get(name).and_then(Option::as_ref)
+    }
+}
+
+/// A resourceFieldRef's value, as upstream's `ExtractContainerResourceValue`: rounded up in
+/// units of `divisor`; unset limits are the node's allocatable, unset requests the limit or 0.
+pub fn resource_field(
+    c: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+    d: &Downward,
+) -> Result<String> {
+    let r = c.resources.as_ref();
+    let get = |m: Option<&BTreeMap<String, Quantity>>, k: &str| {
+        m.and_then(|m| m.get(k)).and_then(|q| parse_quantity(&q.0))
+    };
+    let limits = r.and_then(|r| r.limits.as_ref());
+    let requests = r.and_then(|r| r.requests.as_ref());
+    let (kind, name) = resource
+        .split_once('.')
+        .ok_or_else(|| Error::UnsupportedResource(resource.into()))?;
+    let limit = get(limits, name);
+    let value = match (kind, name) {
+        ("limits", "cpu") => limit.unwrap_or(d.allocatable_cpu),
+        ("limits", "memory") => limit.unwrap_or(d.allocatable_memory),
+        ("limits", "ephemeral-storage") => limit.unwrap_or(d.allocatable_storage),
+        ("requests", "cpu" | "memory" | "ephemeral-storage") => {
+            get(requests, name).or(limit).unwrap_or(0.0)
+        }
+        _ => return Err(Error::UnsupportedResource(resource.into())),
+    };
+    let divisor = divisor
+        .and_then(parse_quantity)
+        .filter(|v| *v > 0.0)
+        .unwrap_or(1.0);
+    // Round in milli-units for CPU so 0.25 CPU / 1m is exactly 250, as upstream's MilliValue.
+    let n = if name == "cpu" {
+        ((value * 1000.0).round() / (divisor * 1000.0).round()).ceil()
+    } else {
+        (value / divisor).ceil()
+    };
+    Ok(format!("{}", n as i64))
+}
+
+/// The container's environment, as upstream's `makeEnvironmentVariables`: envFrom sources
+/// first (with their prefix), then env entries (literal values with `$(VAR)` references to
+/// earlier variables expanded, downward-API fields, resource fields, ConfigMap and Secret
+/// keys). A missing, non-optional ConfigMap, Secret or key fails with upstream's message.
+pub fn env(pod: &Pod, c: &Container, d: &Downward, src: &Sources) -> Result<Vec<KeyValue>> {
+    let ns = pod_ref(pod).namespace;
+    let mut out: Vec<KeyValue> = vec![];
+    let set = |out: &mut Vec<KeyValue>, key: String, value: String| match out
+        .iter_mut()
+        .find(|kv| kv.key == key)
+    {
+        Some(kv) => kv.value = value,
+        None => out.push(KeyValue { key, value }),
+    };
+    for e in c.env_from.iter().flatten() {
+        let prefix = e.prefix.clone().unwrap_or_default();
+        if let Some(r) = &e.config_map_ref {
+            match src.config_map(&r.name) {
+                Some(data) => {
+                    for (k, v) in data {
+                        set(&mut out, format!("{prefix}{k}"), v.clone());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(Error::ConfigMapNotFound(r.name.clone())),
+            }
+        }
+        if let Some(r) = &e.secret_ref {
+            match src.secret(&r.name) {
+                Some(data) => {
+                    for (k, v) in data {
+                        set(
+                            &mut out,
+                            format!("{prefix}{k}"),
+                            String::from_utf8_lossy(v).into_owned(),
+                        );
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(Error::SecretNotFound(r.name.clone())),
+            }
+        }
+    }
     for e in c.env.iter().flatten() {
         let value = match (&e.value, &e.value_from) {
-            (Some(v), _) => expand(v, &vars),
-            (None, Some(from)) => match &from.field_ref {
-                Some(f) => field_ref(pod, &f.field_path, d).unwrap_or_default(),
-                // configMapKeyRef/secretKeyRef/resourceFieldRef: not yet.
-                None => String::new(),
-            },
+            (Some(v), _) => {
+                let vars: HashMap<String, String> = out
+                    .iter()
+                    .map(|kv| (kv.key.clone(), kv.value.clone()))
+                    .collect();
+                expand(v, &vars)
+            }
+            (None, Some(from)) => {
+                if let Some(f) = &from.field_ref {
+                    field_ref(pod, &f.field_path, d).unwrap_or_default()
+                } else if let Some(r) = &from.resource_field_ref {
+                    // For env the container defaults to the one being configured.
+                    let target = r
+                        .container_name
+                        .as_deref()
+                        .filter(|n| !n.is_empty())
+                        .and_then(|n| all_containers(pod).find(|x| x.name == n))
+                        .unwrap_or(c);
+                    resource_field(
+                        target,
+                        &r.resource,
+                        r.divisor.as_ref().map(|q| q.0.as_str()),
+                        d,
+                    )?
+                } else if let Some(r) = &from.config_map_key_ref {
+                    let optional = r.optional == Some(true);
+                    match src.config_map(&r.name) {
+                        Some(data) => match data.get(&r.key) {
+                            Some(v) => v.clone(),
+                            None if optional => continue,
+                            None => {
+                                return Err(Error::ConfigMapKeyNotFound {
+                                    key: r.key.clone(),
+                                    namespace: ns.into(),
+                                    name: r.name.clone(),
+                                });
+                            }
+                        },
+                        None if optional => continue,
+                        None => return Err(Error::ConfigMapNotFound(r.name.clone())),
+                    }
+                } else if let Some(r) = &from.secret_key_ref {
+                    let optional = r.optional == Some(true);
+                    match src.secret(&r.name) {
+                        Some(data) => match data.get(&r.key) {
+                            Some(v) => String::from_utf8_lossy(v).into_owned(),
+                            None if optional => continue,
+                            None => {
+                                return Err(Error::SecretKeyNotFound {
+                                    key: r.key.clone(),
+                                    namespace: ns.into(),
+                                    name: r.name.clone(),
+                                });
+                            }
+                        },
+                        None if optional => continue,
+                        None => return Err(Error::SecretNotFound(r.name.clone())),
+                    }
+                } else {
+                    String::new()
+                }
+            }
             (None, None) => String::new(),
         };
-        vars.insert(e.name.clone(), value.clone());
-        out.push(KeyValue {
-            key: e.name.clone(),
-            value,
-        });
+        set(&mut out, e.name.clone(), value);
     }
-    out
+    Ok(out)
 }
 
 /// The host folder of a pod volume (created by `prepare_volumes`), or None when the volume
@@ -452,9 +643,10 @@ pub fn container_config(
     attempt: u32,
     image_ref: &str,
     d: &Downward,
+    src: &Sources,
 ) -> Result<ContainerConfig> {
     let p = pod_ref(pod);
-    let envs = env(pod, c, d);
+    let envs = env(pod, c, d, src)?;
     let vars: HashMap<String, String> = envs
         .iter()
         .map(|kv| (kv.key.clone(), kv.value.clone()))
@@ -572,6 +764,9 @@ mod tests {
         node: "dev-worker",
         host_ip: "172.18.0.3",
         pod_ip: "10.244.1.5",
+        allocatable_cpu: 2.0,
+        allocatable_memory: 4.0 * 1024.0 * 1024.0 * 1024.0,
+        allocatable_storage: 1e11,
     };
 
     #[test]
@@ -622,7 +817,7 @@ mod tests {
                 {"name": "GREETING", "value": "hi $(WHO) on $(NODE)"}]}]}),
         );
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let cfg = container_config(&p, c, 2, "sha256:abc", &D).unwrap();
+        let cfg = container_config(&p, c, 2, "sha256:abc", &D, &Sources::default()).unwrap();
         let env: Vec<_> = cfg
             .envs
             .iter()
@@ -674,7 +869,7 @@ mod tests {
                 {"name": "scratch", "mountPath": "/tmp/s"},
                 {"name": "logs", "mountPath": "/host-logs", "readOnly": true}]}]}));
         let c = &p.spec.as_ref().unwrap().containers[0];
-        let cfg = container_config(&p, c, 0, "img", &D).unwrap();
+        let cfg = container_config(&p, c, 0, "img", &D, &Sources::default()).unwrap();
         assert_eq!(
             cfg.mounts[0].host_path,
             "/var/lib/kubelet/pods/u-1/volumes/kubernetes.io~empty-dir/scratch"
@@ -685,8 +880,81 @@ mod tests {
             "volumeMounts": [{"name": "nope", "mountPath": "/x"}]}]}));
         let c = &bad.spec.as_ref().unwrap().containers[0];
         assert!(matches!(
-            container_config(&bad, c, 0, "img", &D),
+            container_config(&bad, c, 0, "img", &D, &Sources::default()),
             Err(Error::UnknownVolume { .. })
         ));
+    }
+
+    #[test]
+    fn env_from_config_maps_secrets_and_resources_like_upstream() {
+        let p = pod(json!({"containers": [{"name": "c", "image": "x",
+            "resources": {"requests": {"cpu": "250m"}, "limits": {"memory": "64Mi"}},
+            "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"},
+                        {"secretRef": {"name": "creds"}}],
+            "env": [
+                {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
+                {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                {"name": "CPU_M", "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}}},
+                {"name": "CPU_LIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                {"name": "MEM_MI", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}}},
+                {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "k", "optional": true}}},
+                {"name": "BOTH", "value": "$(MODE)/$(CFG_mode)"}]}]}));
+        let c = &p.spec.as_ref().unwrap().containers[0];
+        let mut src = Sources::default();
+        src.config_maps.insert(
+            "settings".into(),
+            Some([("mode".to_string(), "fast".to_string())].into()),
+        );
+        src.secrets.insert(
+            "creds".into(),
+            Some([("password".to_string(), b"s3cret".to_vec())].into()),
+        );
+        let vars: Vec<_> = env(&p, c, &D, &src)
+            .unwrap()
+            .into_iter()
+            .map(|kv| format!("{}={}", kv.key, kv.value))
+            .collect();
+        assert_eq!(
+            vars,
+            [
+                "CFG_mode=fast",
+                "password=s3cret",
+                "MODE=fast",
+                "PASS=s3cret",
+                "CPU_M=250",
+                "CPU_LIMIT=2",
+                "MEM_MI=64",
+                "BOTH=fast/fast"
+            ]
+        );
+        let missing = |v: serde_json::Value| {
+            let p = pod(json!({"containers": [{"name": "c", "image": "x", "env": [v]}]}));
+            let c = p.spec.as_ref().unwrap().containers[0].clone();
+            env(&p, &c, &D, &src).unwrap_err().to_string()
+        };
+        assert_eq!(
+            missing(
+                json!({"name": "A", "valueFrom": {"configMapKeyRef": {"name": "x", "key": "k"}}})
+            ),
+            "configmap \"x\" not found"
+        );
+        assert_eq!(
+            missing(
+                json!({"name": "A", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "k"}}})
+            ),
+            "couldn't find key k in ConfigMap shop/settings"
+        );
+        assert_eq!(
+            missing(
+                json!({"name": "A", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "k"}}})
+            ),
+            "couldn't find key k in Secret shop/creds"
+        );
+        assert_eq!(
+            missing(
+                json!({"name": "A", "valueFrom": {"secretKeyRef": {"name": "gone", "key": "k"}}})
+            ),
+            "secret \"gone\" not found"
+        );
     }
 }

@@ -44,6 +44,9 @@ pub struct ContainerView {
     /// Why the container is waiting, when the kubelet knows better than the runtime
     /// (ErrImagePull, CrashLoopBackOff, CreateContainerError ...): reason and message.
     pub waiting: Option<(String, String)>,
+    /// The running instance's probe results, (started, ready); None means no probes to wait
+    /// for, so running is enough.
+    pub probed: Option<(bool, bool)>,
 }
 
 impl ContainerView {
@@ -53,6 +56,12 @@ impl ContainerView {
                 .current
                 .as_ref()
                 .is_some_and(|i| i.state == InstanceState::Running)
+    }
+    fn started(&self) -> bool {
+        self.running() && self.probed.is_none_or(|p| p.0)
+    }
+    fn ready(&self) -> bool {
+        self.running() && self.probed.is_none_or(|p| p.1)
     }
     fn exited(&self) -> Option<&Instance> {
         self.current
@@ -136,11 +145,11 @@ fn container_status(c: &ContainerView) -> Value {
         "name": c.name,
         "state": state,
         "lastState": last.unwrap_or_else(|| json!({})),
-        "ready": c.running(),
+        "ready": c.ready(),
         "restartCount": cur.map(|i| i.attempt).unwrap_or(0),
         "image": image,
         "imageID": cur.map(|i| i.image_ref.clone()).unwrap_or_default(),
-        "started": c.running(),
+        "started": c.started(),
     });
     if let Some(i) = cur {
         s["containerID"] = json!(format!("containerd://{}", i.id));
@@ -234,7 +243,7 @@ pub fn build(pod: &Pod, v: &PodView, now: &str) -> Value {
         .iter()
         .filter(|c| c.exited().is_none_or(|i| i.exit_code != 0) || c.waiting.is_some())
         .collect();
-    let unready: Vec<&ContainerView> = v.containers.iter().filter(|c| !c.running()).collect();
+    let unready: Vec<&ContainerView> = v.containers.iter().filter(|c| !c.ready()).collect();
     let completed = phase == "Succeeded";
     let (ready_reason, ready_msg) = if completed {
         (Some("PodCompleted"), None)

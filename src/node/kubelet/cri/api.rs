@@ -528,6 +528,52 @@ pub struct ExecSyncResponse {
     pub exit_code: i32,
 }
 
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ExecRequest {
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(string, repeated, tag = "2")]
+    pub cmd: Vec<String>,
+    #[prost(bool, tag = "3")]
+    pub tty: bool,
+    #[prost(bool, tag = "4")]
+    pub stdin: bool,
+    #[prost(bool, tag = "5")]
+    pub stdout: bool,
+    #[prost(bool, tag = "6")]
+    pub stderr: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct AttachRequest {
+    #[prost(string, tag = "1")]
+    pub container_id: String,
+    #[prost(bool, tag = "2")]
+    pub stdin: bool,
+    #[prost(bool, tag = "3")]
+    pub tty: bool,
+    #[prost(bool, tag = "4")]
+    pub stdout: bool,
+    #[prost(bool, tag = "5")]
+    pub stderr: bool,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PortForwardRequest {
+    #[prost(string, tag = "1")]
+    pub pod_sandbox_id: String,
+    #[prost(int32, repeated, tag = "2")]
+    pub port: Vec<i32>,
+}
+
+/// The answer to Exec, Attach and PortForward alike: where the runtime's streaming server
+/// waits for this one session.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StreamingUrlResponse {
+    #[prost(string, tag = "1")]
+    pub url: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -249,4 +249,30 @@ impl Cri {
         )
         .await
     }
+
+    /// The streaming server's URL for one interactive command.
+    pub async fn exec(&self, req: ExecRequest) -> Result<String> {
+        let r: StreamingUrlResponse = self.call(runtime!("Exec"), req).await?;
+        Ok(r.url)
+    }
+
+    /// The streaming server's URL for attaching to a container's main process.
+    pub async fn attach(&self, req: AttachRequest) -> Result<String> {
+        let r: StreamingUrlResponse = self.call(runtime!("Attach"), req).await?;
+        Ok(r.url)
+    }
+
+    /// The streaming server's URL for forwarding ports into a sandbox's network namespace.
+    pub async fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Result<String> {
+        let r: StreamingUrlResponse = self
+            .call(
+                runtime!("PortForward"),
+                PortForwardRequest {
+                    pod_sandbox_id: sandbox_id.into(),
+                    port: ports,
+                },
+            )
+            .await?;
+        Ok(r.url)
+    }
 }
