@@ -151,7 +151,9 @@ fn ping_while_capturing(from: &str, ns: &str, to: &str, watch: &str, filter: &st
 }
 
 fn flannel_ready() -> bool {
-    docker_available() && require("kubectl", kubectl_path().is_some())
+    docker_available()
+        && require("kubectl", kubectl_path().is_some())
+        && require("kubectl 1.20", tools_dir().join("kubectl-1.20").is_file())
 }
 
 #[test]
@@ -354,6 +356,75 @@ fn vxlan_cluster_matches_upstream_flannel_and_pods_talk_across_nodes() {
     eprintln!("vxlan test took {:?}", started.elapsed());
 }
 
+/// `kubectl run` (with the kubectl at `bin`) puts a whoami pod on `server` and a toolbox pod on
+/// `client`; the client pod curls the server pod across nodes. Returns what it answered.
+fn pods_curl_across_nodes(
+    bin: &std::path::Path,
+    kubeconfig: &std::path::Path,
+    server: &str,
+    client: &str,
+) -> String {
+    let kc = kubeconfig.to_string_lossy();
+    let kubectl = |args: &[&str]| {
+        run(Command::new(bin)
+            .args(["--kubeconfig", kc.as_ref()])
+            .args(args))
+    };
+    let pin =
+        |node: &str| format!(r#"--overrides={{"apiVersion":"v1","spec":{{"nodeName":"{node}"}}}}"#);
+    kubectl(&["run", "web", "--image=kindling/whoami", &pin(server)]).ok("kubectl run web");
+    kubectl(&[
+        "run",
+        "client",
+        "--image=kindling/toolbox",
+        &pin(client),
+        "--command",
+        "--",
+        "sleep",
+        "3600",
+    ])
+    .ok("kubectl run client");
+    let start = Instant::now();
+    let ip = loop {
+        let r = kubectl(&[
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.status.phase}={.status.podIP} {end}",
+        ]);
+        let running: BTreeMap<&str, &str> = r
+            .stdout
+            .split_whitespace()
+            .filter_map(|p| {
+                let mut f = p.split('=');
+                let (name, phase, ip) = (f.next()?, f.next()?, f.next()?);
+                (phase == "Running").then_some((name, ip))
+            })
+            .collect();
+        if let (Some(ip), true) = (running.get("web"), running.contains_key("client")) {
+            break ip.to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "pods are not Running: {}",
+            r.stdout
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    kubectl(&[
+        "exec",
+        "client",
+        "--",
+        "curl",
+        "-sS",
+        "-m",
+        "5",
+        &format!("http://{ip}/"),
+    ])
+    .ok("curl from a pod on another node")
+    .stdout
+}
+
 /// A 1 control plane + 1 worker cluster with `backend`; returns (cp, worker, cidrs).
 fn small_cluster(
     name: &str,
@@ -420,6 +491,9 @@ fn host_gw_cluster_routes_each_subnet_via_its_node() {
     let ip_w = netns_with_pod_ip(&w, "kg1");
     let _ = netns_with_pod_ip(&cp, "kg2");
     sh(&cp, &format!("ip netns exec kg2 ping -c 3 -W 3 {ip_w}")).ok("ping across host-gw");
+    // kubectl 1.20 here, the current one in the udp test.
+    let answer = pods_curl_across_nodes(&tools_dir().join("kubectl-1.20"), &kubeconfig, &w, &cp);
+    assert!(answer.contains("Hostname: web"), "{answer}");
     eprintln!("host-gw test took {:?}", started.elapsed());
 }
 
@@ -453,5 +527,7 @@ fn udp_cluster_tunnels_pod_traffic_through_flannel0() {
         seen.contains(".8285"),
         "tcpdump saw no flannel udp packet: {seen:?}"
     );
+    let answer = pods_curl_across_nodes(&kubectl_path().unwrap(), &kubeconfig, &w, &cp);
+    assert!(answer.contains("Hostname: web"), "{answer}");
     eprintln!("udp test took {:?}", started.elapsed());
 }
