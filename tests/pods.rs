@@ -551,3 +551,197 @@ fn probes_restart_unhealthy_containers_gate_readiness_and_wait_for_startup() {
         );
     }
 }
+
+const CONFIGURED: &str = r#"apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {mode: fast, greeting.txt: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds}
+data: {password: czNjcmV0}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: configured, labels: {app: configured}}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostAliases: [{ip: 10.1.2.3, hostnames: [db.local, cache.local]}]
+  containers:
+  - name: app
+    image: kindling/toolbox
+    imagePullPolicy: IfNotPresent
+    resources: {limits: {memory: 64Mi, cpu: 500m}}
+    command: [sh, -c, 'echo "MODE=$MODE PASS=$PASS MEM=$MEM_MI CPU=$CPU_M CFG=$CFG_mode";
+      echo "cfg=$(cat /etc/cfg/greeting.txt) sec=$(cat /etc/sec/password)";
+      echo "labels=$(cat /etc/info/labels | tr "\n" ,) name=$(cat /etc/info/name)";
+      echo "proj=$(cat /etc/proj/mode) $(cat /etc/proj/password) $(cat /etc/proj/namespace) $(tr . "\n" < /etc/proj/token | wc -l)";
+      echo "sa=$(cat /var/run/secrets/kubernetes.io/serviceaccount/namespace) $(head -1 /var/run/secrets/kubernetes.io/serviceaccount/ca.crt)";
+      echo "data=$(readlink /etc/cfg/mode)";
+      cat /etc/hosts; sleep 600']
+    env:
+    - {name: MODE, valueFrom: {configMapKeyRef: {name: settings, key: mode}}}
+    - {name: PASS, valueFrom: {secretKeyRef: {name: creds, key: password}}}
+    - {name: MEM_MI, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+    - {name: CPU_M, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}
+    envFrom: [{configMapRef: {name: settings}, prefix: CFG_}]
+    volumeMounts:
+    - {name: cfg, mountPath: /etc/cfg}
+    - {name: sec, mountPath: /etc/sec}
+    - {name: info, mountPath: /etc/info}
+    - {name: proj, mountPath: /etc/proj}
+  volumes:
+  - {name: cfg, configMap: {name: settings}}
+  - {name: sec, secret: {secretName: creds}}
+  - name: info
+    downwardAPI:
+      items:
+      - {path: labels, fieldRef: {fieldPath: metadata.labels}}
+      - {path: name, fieldRef: {fieldPath: metadata.name}}
+  - name: proj
+    projected:
+      sources:
+      - configMap: {name: settings, items: [{key: mode, path: mode}]}
+      - secret: {name: creds}
+      - downwardAPI: {items: [{path: namespace, fieldRef: {fieldPath: metadata.namespace}}]}
+      - serviceAccountToken: {path: token, audience: vault}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: missing-cm}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: kindling/toolbox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '600']
+    env: [{name: X, valueFrom: {configMapKeyRef: {name: later, key: k}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: missing-key}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: kindling/toolbox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '600']
+    env: [{name: X, valueFrom: {configMapKeyRef: {name: settings, key: nokey}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: missing-vol}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: app
+    image: kindling/toolbox
+    imagePullPolicy: IfNotPresent
+    command: [sleep, '600']
+    volumeMounts: [{name: cfg, mountPath: /cfg}]
+  volumes: [{name: cfg, configMap: {name: later}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hostnet}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: app
+    image: kindling/toolbox
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, 'head -1 /etc/hosts; sleep 600']
+"#;
+
+#[test]
+fn config_maps_secrets_and_the_downward_api_reach_env_volumes_and_hosts() {
+    if !docker_and_kubectl() {
+        return;
+    }
+    let _lock = cluster_lock();
+    let (kc, _guard) = one_node_cluster("pods-config");
+    apply(&kc, "configured", CONFIGURED);
+
+    let p = wait_pod(&kc, "configured", Duration::from_secs(60), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    let ip = p["status"]["podIP"].as_str().unwrap().to_string();
+    let mut logs = String::new();
+    let start = Instant::now();
+    while !logs.contains("ip6-allrouters") && start.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(300));
+        logs = kubectl(&kc, &["logs", "configured"]).stdout;
+    }
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(
+        lines[..6],
+        [
+            "MODE=fast PASS=s3cret MEM=64 CPU=500 CFG=fast",
+            "cfg=hello sec=s3cret",
+            "labels=app=\"configured\" name=configured",
+            // A JWT: three dot-separated parts.
+            "proj=fast s3cret default 2",
+            "sa=default -----BEGIN CERTIFICATE-----",
+            "data=..data/mode",
+        ],
+        "{logs}"
+    );
+    // /etc/hosts as upstream's kubelet writes it.
+    assert_eq!(
+        lines[6..].join("\n"),
+        format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+             fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n\
+             {ip}\tconfigured\n\n# Entries added by HostAliases.\n10.1.2.3\tdb.local\tcache.local"
+        ),
+        "{logs}"
+    );
+
+    // Missing sources: upstream's reasons and messages.
+    for (pod, msg) in [
+        ("missing-cm", "configmap \"later\" not found"),
+        (
+            "missing-key",
+            "couldn't find key nokey in ConfigMap default/settings",
+        ),
+    ] {
+        let p = wait_pod(&kc, pod, Duration::from_secs(30), |p| {
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                == "CreateContainerConfigError"
+        });
+        assert_eq!(
+            p["status"]["containerStatuses"][0]["state"]["waiting"]["message"],
+            msg
+        );
+        wait_event(&kc, pod, Duration::from_secs(10), |e| {
+            e == format!("Failed: Error: {msg}")
+        });
+    }
+    wait_event(&kc, "missing-vol", Duration::from_secs(30), |e| {
+        e == "FailedMount: MountVolume.SetUp failed for volume \"cfg\" : configmap \"later\" not found"
+    });
+    assert_eq!(
+        pod_json(&kc, "missing-vol").unwrap()["status"]["phase"],
+        "Pending"
+    );
+    // Once the ConfigMap exists, both start.
+    kubectl(&kc, &["create", "configmap", "later", "--from-literal=k=v"]).ok("create cm");
+    for pod in ["missing-cm", "missing-vol"] {
+        wait_pod(&kc, pod, Duration::from_secs(30), |p| {
+            p["status"]["phase"] == "Running"
+        });
+    }
+
+    // Host-network pods see the node's own hosts file.
+    wait_pod(&kc, "hostnet", Duration::from_secs(30), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let first = kubectl(&kc, &["logs", "hostnet"]).ok("logs").stdout;
+    assert!(!first.contains("Kubernetes-managed"), "{first}");
+}

@@ -138,7 +138,7 @@ fn preload_images_job() -> Component {
 }
 
 /// Present once the bundled images are in containerd (kept in the /var volume).
-const PRELOADED_MARKER: &str = "/var/lib/kindling/images/preloaded";
+pub const PRELOADED_MARKER: &str = "/var/lib/kindling/images/preloaded";
 
 /// One supervised process.
 struct Supervised {

@@ -11,6 +11,7 @@ mod probe;
 mod server;
 mod spec;
 mod status;
+mod volumes;
 mod stream;
 
 use std::time::Duration;

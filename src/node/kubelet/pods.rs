@@ -25,6 +25,7 @@ use super::images::{self, PullPolicy};
 use super::probe::{self, ProbeKind, Prober};
 use super::spec::{self, Downward};
 use super::status::{self, ContainerView, Instance, InstanceState, PodView};
+use super::volumes;
 
 /// How often the runtime is relisted for container changes (upstream's generic PLEG period).
 const RELIST: Duration = Duration::from_secs(1);
@@ -32,6 +33,12 @@ const RELIST: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(2);
 /// Upstream's default terminationGracePeriodSeconds.
 const DEFAULT_GRACE: i64 = 30;
+/// How often volume files are rewritten from their sources (upstream syncs about every minute).
+const VOLUME_REFRESH: Duration = Duration::from_secs(60);
+/// Retry delay after a volume could not be set up.
+const MOUNT_RETRY: Duration = Duration::from_secs(5);
+/// How long a new node's first sandbox waits for the bundled images to be imported.
+const PRELOAD_WAIT: Duration = Duration::from_secs(30);
 /// Grace for containers of a pod the API no longer knows (its own grace period is lost with it).
 const ORPHAN_GRACE: i64 = 2;
 
@@ -64,6 +71,8 @@ pub struct Ctx {
     pub allocatable: [f64; 3],
     pub events: Recorder,
     pub prober: Arc<Prober>,
+    /// Signs the service-account tokens the kubelet writes (see `volumes`).
+    token_key: Vec<u8>,
     /// Pod uids whose probe results changed; taken by `run`.
     probe_changes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
     backoff: Mutex<Backoff>,
@@ -89,6 +98,7 @@ impl Ctx {
             allocatable,
             events,
             prober: Arc::new(prober),
+            token_key: uuid::Uuid::new_v4().as_bytes().to_vec(),
             probe_changes: Mutex::new(Some(probe_changes)),
             backoff: Mutex::default(),
         }
@@ -225,6 +235,8 @@ struct PodState {
     last_status: Option<Value>,
     /// When pulling each container's image last failed.
     image_failed_at: HashMap<String, Timestamp>,
+    /// When the pod's volume files were last written (they follow their sources).
+    volumes_at: Option<std::time::Instant>,
 }
 
 fn instance(s: &super::cri::api::ContainerStatus) -> Instance {
@@ -311,9 +323,13 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
                 .max()
                 .unwrap_or(0);
             spec::prepare_volumes(pod)?;
-            write_config_volumes(ctx, pod).await;
+            // Volumes come before the sandbox, as upstream's WaitForAttachAndMount.
+            if let Err(wait) = write_volumes(ctx, state, pod).await {
+                return Ok(Some(wait));
+            }
             std::fs::create_dir_all(spec::log_directory(&p))?;
-            let config = spec::sandbox_config(pod, attempt, &ctx.dns, &ctx.node);
+            wait_for_preloaded_images().await;
+            let config = spec::sandbox_config(pod, attempt, &ctx.dns);
             let id = match ctx.cri.run_pod_sandbox(config).await {
                 Ok(id) => id,
                 Err(e) => {
@@ -335,7 +351,7 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
             (id, attempt)
         }
     };
-    let sandbox_config = spec::sandbox_config(pod, attempt, &ctx.dns, &ctx.node);
+    let sandbox_config = spec::sandbox_config(pod, attempt, &ctx.dns);
     let sb = ctx.cri.pod_sandbox_status(&sandbox_id).await?;
     let pod_ip = sb
         .as_ref()
@@ -345,6 +361,19 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
     let sandbox_ready = sb
         .as_ref()
         .is_some_and(|s| s.state == PodSandboxState::SandboxReady as i32);
+    if let Err(e) = volumes::write_hosts(pod, &pod_ip) {
+        eprintln!(
+            "kubelet: could not write the hosts file of pod {}: {e}",
+            p.name
+        );
+    }
+    let refresh_due = state
+        .volumes_at
+        .is_none_or(|t| t.elapsed() >= VOLUME_REFRESH);
+    if refresh_due && volumes::has_file_volumes(pod) {
+        // Sources changed meanwhile (a ConfigMap edit, new labels) show up in the files.
+        let _ = write_volumes(ctx, state, pod).await;
+    }
 
     // 2. The containers in it, newest instance first per name.
     let mut by_name: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
@@ -512,7 +541,61 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
             }
         }
     }
+    if volumes::has_file_volumes(pod) && !terminal {
+        next = Some(next.map_or(VOLUME_REFRESH, |n| n.min(VOLUME_REFRESH)));
+    }
     Ok(next)
+}
+
+/// Writes the pod's volume files. When a source is missing, says so with upstream's
+/// FailedMount event and returns when to try again.
+async fn write_volumes(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<(), Duration> {
+    let d = Downward {
+        node: &ctx.node,
+        host_ip: &ctx.host_ip,
+        pod_ip: "",
+        allocatable_cpu: ctx.allocatable[0],
+        allocatable_memory: ctx.allocatable[1],
+        allocatable_storage: ctx.allocatable[2],
+    };
+    let fetched = match volumes::fetch(&ctx.client, pod, &ctx.token_key).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kubelet: volumes of pod {}: {e}", spec::pod_ref(pod).name);
+            return Err(RETRY);
+        }
+    };
+    match volumes::write_all(pod, &ctx.node, &d, &fetched) {
+        Ok(()) => {
+            state.volumes_at = Some(std::time::Instant::now());
+            Ok(())
+        }
+        Err((volume, e)) => {
+            ctx.events.record(
+                pod,
+                None,
+                Kind::Warning,
+                "FailedMount",
+                format!("MountVolume.SetUp failed for volume \"{volume}\" : {e}"),
+            );
+            Err(MOUNT_RETRY)
+        }
+    }
+}
+
+/// Waits (bounded) until the node's bundled images, the pause image among them, are in
+/// containerd, so the first sandbox on a new node does not fail for want of it.
+async fn wait_for_preloaded_images() {
+    static SEEN: AtomicBool = AtomicBool::new(false);
+    if SEEN.load(Ordering::Relaxed) {
+        return;
+    }
+    let marker = std::path::Path::new(crate::node::supervisor::PRELOADED_MARKER);
+    let start = std::time::Instant::now();
+    while !marker.exists() && start.elapsed() < PRELOAD_WAIT {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    SEEN.store(true, Ordering::Relaxed);
 }
 
 fn has_probes(c: &Container) -> bool {
@@ -771,104 +854,10 @@ async fn fetch_sources(ctx: &Ctx, ns: &str, c: &Container) -> Result<spec::Sourc
     }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     for name in secrets {
-        let data = api.get_opt(&name).await?.map(secret_data);
+        let data = api.get_opt(&name).await?.map(|s| volumes::secret_data(&s));
         src.secrets.insert(name, data);
     }
     Ok(src)
-}
-
-/// A Secret's keys with their decoded values (stringData too, should a server keep it).
-fn secret_data(s: Secret) -> BTreeMap<String, Vec<u8>> {
-    let mut f: BTreeMap<String, Vec<u8>> = s
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.0))
-        .collect();
-    f.extend(
-        s.string_data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.into_bytes())),
-    );
-    f
-}
-
-/// Writes the files of the pod's configMap and secret volumes.
-async fn write_config_volumes(ctx: &Ctx, pod: &Pod) {
-    let p = spec::pod_ref(pod);
-    for v in pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        let Some(dir) = spec::volume_host_path(pod, &v.name) else {
-            continue;
-        };
-        let (files, items): (BTreeMap<String, Vec<u8>>, _) = if let Some(cm) = &v.config_map {
-            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), p.namespace);
-            match api.get_opt(&cm.name).await {
-                Ok(Some(obj)) => {
-                    let mut f: BTreeMap<String, Vec<u8>> = obj
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.into_bytes()))
-                        .collect();
-                    f.extend(
-                        obj.binary_data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0)),
-                    );
-                    (f, cm.items.clone())
-                }
-                _ => continue,
-            }
-        } else if let Some(sec) = &v.secret {
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), p.namespace);
-            match api
-                .get_opt(sec.secret_name.as_deref().unwrap_or_default())
-                .await
-            {
-                Ok(Some(obj)) => {
-                    let mut f: BTreeMap<String, Vec<u8>> = obj
-                        .data
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|(k, v)| (k, v.0))
-                        .collect();
-                    f.extend(
-                        obj.string_data
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into_bytes())),
-                    );
-                    (f, sec.items.clone())
-                }
-                _ => continue,
-            }
-        } else {
-            continue;
-        };
-        let wanted: Vec<(String, String)> = match items {
-            Some(items) => items.into_iter().map(|i| (i.key, i.path)).collect(),
-            None => files.keys().map(|k| (k.clone(), k.clone())).collect(),
-        };
-        for (key, path) in wanted {
-            if let Some(bytes) = files.get(&key) {
-                let target = std::path::Path::new(&dir).join(&path);
-                if let Some(parent) = target.parent() {
-                    let _ = std::fs::create_dir_all(parent);
-                }
-                if let Err(e) = std::fs::write(&target, bytes) {
-                    eprintln!("kubelet: could not write {}: {e}", target.display());
-                }
-            }
-        }
-    }
 }
 
 /// Stops the pod's containers within its grace period, removes its sandboxes and folders and,

@@ -20,6 +20,8 @@ use super::cri::client::{
 pub const PODS_DIR: &str = "/var/lib/kubelet/pods";
 /// Where container logs go: `<ns>_<name>_<uid>/<container>/<restart>.log`.
 pub const POD_LOGS_DIR: &str = "/var/log/pods";
+/// The cluster's DNS domain (kubeadm's default).
+pub const CLUSTER_DOMAIN: &str = "cluster.local";
 /// CFS period the CPU quota is expressed in (upstream's 100 ms).
 const CPU_PERIOD: i64 = 100_000;
 
@@ -162,12 +164,40 @@ fn cgroup_parent(pod: &Pod, uid: &str) -> String {
     }
 }
 
+/// The pod's hostname: spec.hostname or its name, cut to 63 characters as upstream does.
+pub fn pod_hostname(pod: &Pod) -> String {
+    let h = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.hostname.as_deref())
+        .unwrap_or(pod_ref(pod).name);
+    h.chars()
+        .take(63)
+        .collect::<String>()
+        .trim_end_matches(['-', '.'])
+        .to_string()
+}
+
+/// The kubelet-managed hosts file of a pod, None for host-network pods (they see the node's).
+pub fn hosts_path(pod: &Pod) -> Option<String> {
+    (!host_network(pod)).then(|| format!("{PODS_DIR}/{}/etc-hosts", pod_ref(pod).uid))
+}
+
+/// The folder of the default service-account volume the kubelet adds.
+pub fn default_token_dir(pod: &Pod) -> String {
+    format!(
+        "{PODS_DIR}/{}/volumes/kubernetes.io~projected/{}",
+        pod_ref(pod).uid,
+        super::volumes::DEFAULT_TOKEN_VOLUME
+    )
+}
+
 pub fn log_directory(p: &PodRef) -> String {
     format!("{POD_LOGS_DIR}/{}_{}_{}", p.namespace, p.name, p.uid)
 }
 
 /// The RunPodSandbox config for `pod`. `attempt` counts sandboxes made for the pod before.
-pub fn sandbox_config(pod: &Pod, attempt: u32, dns: &DnsConfig, node: &str) -> PodSandboxConfig {
+pub fn sandbox_config(pod: &Pod, attempt: u32, dns: &DnsConfig) -> PodSandboxConfig {
     let p = pod_ref(pod);
     let spec = pod.spec.as_ref();
     let mut labels: HashMap<String, String> = pod
@@ -180,15 +210,12 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, dns: &DnsConfig, node: &str) -> P
     labels.insert(POD_NAME_LABEL.into(), p.name.into());
     labels.insert(POD_NAMESPACE_LABEL.into(), p.namespace.into());
     labels.insert(POD_UID_LABEL.into(), p.uid.into());
+    // Host-network pods share the node's UTS namespace, so upstream sends no hostname (runc
+    // refuses to set one without a private UTS namespace).
     let hostname = if host_network(pod) {
-        node.to_string()
+        String::new()
     } else {
-        let h = spec.and_then(|s| s.hostname.as_deref()).unwrap_or(p.name);
-        h.chars()
-            .take(63)
-            .collect::<String>()
-            .trim_end_matches(['-', '.'])
-            .to_string()
+        pod_hostname(pod)
     };
     let port_mappings = spec
         .map(|s| s.containers.as_slice())
@@ -601,6 +628,16 @@ pub fn volume_host_path(pod: &Pod, volume: &str) -> Option<String> {
             "{PODS_DIR}/{}/volumes/kubernetes.io~secret/{volume}",
             p.uid
         ))
+    } else if v.downward_api.is_some() {
+        Some(format!(
+            "{PODS_DIR}/{}/volumes/kubernetes.io~downward-api/{volume}",
+            p.uid
+        ))
+    } else if v.projected.is_some() {
+        Some(format!(
+            "{PODS_DIR}/{}/volumes/kubernetes.io~projected/{volume}",
+            p.uid
+        ))
     } else {
         None
     }
@@ -616,8 +653,6 @@ pub fn prepare_volumes(pod: &Pod) -> Result<()> {
         .flatten()
     {
         let create = v.empty_dir.is_some()
-            || v.config_map.is_some()
-            || v.secret.is_some()
             || v.host_path
                 .as_ref()
                 .is_some_and(|h| matches!(h.type_.as_deref(), Some("DirectoryOrCreate")));
@@ -675,6 +710,25 @@ pub fn container_config(
             container_path: m.mount_path.clone(),
             host_path: host,
             readonly: m.read_only.unwrap_or(false),
+        });
+    }
+    let mounted = |mounts: &[Mount], path: &str| mounts.iter().any(|m| m.container_path == path);
+    if super::volumes::wants_default_token(pod)
+        && !mounted(&mounts, super::volumes::SERVICE_ACCOUNT_MOUNT)
+    {
+        mounts.push(Mount {
+            container_path: super::volumes::SERVICE_ACCOUNT_MOUNT.into(),
+            host_path: default_token_dir(pod),
+            readonly: true,
+        });
+    }
+    if let Some(hosts) = hosts_path(pod)
+        && !mounted(&mounts, "/etc/hosts")
+    {
+        mounts.push(Mount {
+            container_path: "/etc/hosts".into(),
+            host_path: hosts,
+            readonly: false,
         });
     }
     let sc = c.security_context.as_ref();
@@ -776,7 +830,8 @@ mod tests {
             "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 9000}]}]}),
         );
         let dns = dns_from_resolv_conf("nameserver 127.0.0.11\nsearch a b\noptions ndots:0\n");
-        let s = sandbox_config(&p, 1, &dns, "dev-worker");
+        let s = sandbox_config(&p, 1, &dns);
+        assert_eq!(s.hostname, "", "host-network pods keep the node's hostname");
         let m = s.metadata.unwrap();
         assert_eq!(
             (
