@@ -7,7 +7,7 @@ mod api;
 use std::path::{Path, PathBuf};
 
 use api::ApiServer;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -24,7 +24,6 @@ fn ok(s: &ApiServer, kubectl: &Path, args: &[&str]) -> String {
     out
 }
 
-#[allow(dead_code)]
 fn fails(s: &ApiServer, kubectl: &Path, args: &[&str]) -> String {
     let (success, out, err) = s.kubectl(kubectl, args);
     assert!(!success, "{kubectl:?} {args:?} should have failed:\n{out}");
@@ -155,4 +154,121 @@ async fn unbound_finished_and_forced_pods_are_deleted_at_once() {
         );
         assert!(pods.get_opt(&forced).await.unwrap().is_none());
     }
+}
+
+#[tokio::test]
+async fn updates_to_immutable_fields_are_refused_with_upstreams_messages() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    let client = s.client().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let p = format!("p-{i}");
+        pods.create(&PostParams::default(), &pod(&p, None, None))
+            .await
+            .unwrap();
+        ok(
+            &s,
+            kubectl,
+            &[
+                "set",
+                "image",
+                &format!("pod/{p}"),
+                "app=registry.local/app:2",
+            ],
+        );
+        let err = fails(
+            &s,
+            kubectl,
+            &[
+                "patch",
+                "pod",
+                &p,
+                "-p",
+                r#"{"spec":{"restartPolicy":"Never"}}"#,
+            ],
+        );
+        assert!(
+            err.contains(&format!("The Pod \"{p}\" is invalid: spec: Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)")),
+            "{err}"
+        );
+
+        let d = format!("d-{i}");
+        ok(
+            &s,
+            kubectl,
+            &["create", "deployment", &d, "--image=registry.local/app:1"],
+        );
+        let err = fails(
+            &s,
+            kubectl,
+            &[
+                "patch",
+                "deployment",
+                &d,
+                "-p",
+                r#"{"spec":{"selector":{"matchLabels":{"app":"other"}}}}"#,
+            ],
+        );
+        assert!(
+            err.contains(&format!("The Deployment \"{d}\" is invalid: spec.selector: Invalid value: v1.LabelSelector{{MatchLabels:map[string]string{{\"app\":\"other\"}}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}: field is immutable")),
+            "{err}"
+        );
+        ok(&s, kubectl, &["scale", "deployment", &d, "--replicas=3"]);
+
+        let j = format!("j-{i}");
+        ok(
+            &s,
+            kubectl,
+            &["create", "job", &j, "--image=registry.local/app:1"],
+        );
+        let err = fails(
+            &s,
+            kubectl,
+            &[
+                "set",
+                "image",
+                &format!("job/{j}"),
+                &format!("{j}=registry.local/app:2"),
+            ],
+        );
+        assert!(err.contains("spec.template: Invalid value: "), "{err}");
+        assert!(err.contains(": field is immutable"), "{err}");
+
+        let c = format!("c-{i}");
+        ok(
+            &s,
+            kubectl,
+            &["create", "configmap", &c, "--from-literal=a=1"],
+        );
+        ok(
+            &s,
+            kubectl,
+            &["patch", "configmap", &c, "-p", r#"{"immutable":true}"#],
+        );
+        ok(&s, kubectl, &["label", "configmap", &c, "x=y"]);
+        let err = fails(
+            &s,
+            kubectl,
+            &["patch", "configmap", &c, "-p", r#"{"data":{"a":"2"}}"#],
+        );
+        assert!(
+            err.contains(&format!("The ConfigMap \"{c}\" is invalid: data: Forbidden: field is immutable when `immutable` is set")),
+            "{err}"
+        );
+    }
+    // A Secret's stringData is stored as base64 data, as upstream does.
+    let secrets: Api<Secret> = Api::namespaced(client, "default");
+    let secret: Secret = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "s"}, "stringData": {"password": "hunter2"}}))
+    .unwrap();
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let got = secrets.get("s").await.unwrap();
+    assert_eq!(got.data.unwrap()["password"].0, b"hunter2");
+    assert!(got.string_data.is_none());
+    assert_eq!(got.type_.as_deref(), Some("Opaque"));
 }

@@ -857,6 +857,7 @@ impl Ctx {
                 .update_opts(rt, self.ns(), name, self.dry_run, |cur| {
                     let mut new = change(&cur)?;
                     if main {
+                        fold_string_data(rt, &mut new);
                         new = super::immutable::check_update(rt, &cur, new)?;
                     }
                     if let Some(used) = &used {
@@ -1186,8 +1187,32 @@ fn prepare_for_create(rt: &ResourceType, obj: &mut Value) {
         ("", "Pod") if obj["status"]["phase"].is_null() => {
             obj["status"] = json!({"phase": "Pending"})
         }
-        ("", "Secret") if obj["type"].is_null() => obj["type"] = json!("Opaque"),
+        ("", "Secret") => {
+            if obj["type"].is_null() {
+                obj["type"] = json!("Opaque");
+            }
+            fold_string_data(rt, obj);
+        }
         _ => {}
+    }
+}
+
+/// A Secret's write-only `stringData` merged into `data` (base64), as upstream stores it.
+fn fold_string_data(rt: &ResourceType, obj: &mut Value) {
+    use base64::Engine;
+    if !(rt.group.is_empty() && rt.kind == "Secret") {
+        return;
+    }
+    let Some(Value::Object(strings)) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
+    else {
+        return;
+    };
+    if !obj["data"].is_object() {
+        obj["data"] = json!({});
+    }
+    for (k, v) in strings {
+        let text = v.as_str().unwrap_or_default();
+        obj["data"][k] = json!(base64::engine::general_purpose::STANDARD.encode(text));
     }
 }
 

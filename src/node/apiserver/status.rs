@@ -25,6 +25,15 @@ fn details(rt: &ResourceType, name: &str) -> Value {
     d
 }
 
+/// `Kind` or `Kind.group`, as Go's `GroupKind.String()`.
+fn group_kind(rt: &ResourceType) -> String {
+    if rt.group.is_empty() {
+        rt.kind.to_string()
+    } else {
+        format!("{}.{}", rt.kind, rt.group)
+    }
+}
+
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
         ApiError {
@@ -96,7 +105,9 @@ impl ApiError {
         Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {summary}", rt.kind),
+            // Upstream's NewInvalid names the group kind (`Deployment.apps`); kubectl prints
+            // `The Deployment "x" is invalid` from the details instead.
+            format!("{} \"{name}\" is invalid: {summary}", group_kind(rt)),
         )
         .with(d)
     }

@@ -58,7 +58,9 @@ pub fn from_scale(rt: &ResourceType, parent: &Value, scale: &Value) -> Result<Va
                 format!("Invalid value: {n}: must be greater than or equal to 0"),
             )],
         );
-        e.message = e.message.replacen(rt.kind, "Scale.autoscaling", 1);
+        // The object refused is the Scale, whatever its parent's kind.
+        let rest = e.message.split_once(' ').map(|(_, r)| r).unwrap_or_default();
+        e.message = format!("Scale.autoscaling {rest}");
         return Err(e);
     }
     let mut out = parent.clone();
