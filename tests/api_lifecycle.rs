@@ -208,7 +208,8 @@ async fn updates_to_immutable_fields_are_refused_with_upstreams_messages() {
                 "deployment",
                 &d,
                 "-p",
-                r#"{"spec":{"selector":{"matchLabels":{"app":"other"}}}}"#,
+                // The template follows, so only the selector's immutability is at stake.
+                r#"{"spec":{"selector":{"matchLabels":{"app":"other"}},"template":{"metadata":{"labels":{"app":"other"}}}}}"#,
             ],
         );
         assert!(

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use super::auth::{self, Attributes, User};
 use super::deletion::{self, DeleteOptions, Deleted};
 use super::discovery;
+use super::openapi::strict;
 use super::patch;
 use super::resources::ResourceType;
 use super::routes::{self, ResourcePath, Route};
@@ -340,13 +341,15 @@ async fn resource(
         manager: Some(manager).filter(|m| !m.is_empty()),
         explicit_manager: q.contains_key("fieldManager"),
         force: is_true(&q, "force"),
+        validation: strict::Mode::parse(&q),
+        warnings: Default::default(),
     };
     if !rp.rt.stored() {
         let body = read_body(req).await?;
         let answer = review::answer(rp.rt, user, &decode_body(&body, &content_type)?)?;
         return Ok(json_response(201, &answer));
     }
-    match verb {
+    let response = match verb {
         "get" => {
             ctx.get(
                 rp.name.as_deref().unwrap_or_default(),
@@ -363,9 +366,19 @@ async fn resource(
             // `?fieldValidation=Strict` (kubectl's default) refuses unknown fields; `scale`
             // bodies are Scale objects, not this type, so only the object and status are checked.
             let strict_applies = matches!(rp.subresource.as_deref(), None | Some("status"));
-            let strict = |obj| match strict_applies {
-                true => super::openapi::strict::check_object(rp.rt, &q, obj),
-                false => Ok(obj),
+            let strict = |obj| {
+                if !strict_applies {
+                    return Ok(obj);
+                }
+                // Duplicate keys only survive in JSON text; serde keeps the last, as upstream.
+                let dups = match content_type.starts_with("application/json") {
+                    true => strict::duplicate_fields(&body),
+                    false => Vec::new(),
+                };
+                if ctx.validation == strict::Mode::Warn {
+                    ctx.warn(dups.iter().map(|d| strict::duplicate_warning(d)));
+                }
+                strict::check_object(rp.rt, &q, obj, &dups)
             };
             match verb {
                 "create" if rp.subresource.is_some() => {
@@ -387,7 +400,7 @@ async fn resource(
                 }
                 "patch" => {
                     if strict_applies {
-                        super::openapi::strict::check_patch(rp.rt, &q, &content_type, &body)?;
+                        strict::check_patch(rp.rt, &q, &content_type, &body)?;
                     }
                     ctx.patch(&name, rp.subresource.as_deref(), &content_type, &body)
                         .await
@@ -402,7 +415,8 @@ async fn resource(
                 }
             }
         }
-    }
+    }?;
+    Ok(ctx.with_warnings(response))
 }
 
 async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
@@ -486,11 +500,43 @@ struct Ctx {
     explicit_manager: bool,
     /// `force=true`: an apply takes over fields other appliers own.
     force: bool,
+    /// `fieldValidation`: what unknown and duplicate fields get.
+    validation: strict::Mode,
+    /// Warnings for the client, sent as `Warning` headers with the answer.
+    warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx {
     fn ns(&self) -> Option<&str> {
         self.ns.as_deref()
+    }
+
+    fn warn(&self, texts: impl IntoIterator<Item = String>) {
+        if let Ok(mut w) = self.warnings.lock() {
+            w.extend(texts);
+        }
+    }
+
+    /// Drop the fields the schema does not know, as upstream's decoder does; with
+    /// `fieldValidation=Warn` (the default) each one becomes a warning.
+    fn prune(&self, obj: &mut Value) -> Vec<String> {
+        let gone = strict::prune(self.rt, obj);
+        match self.validation {
+            strict::Mode::Warn => gone.iter().map(|g| strict::unknown_warning(g)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `resp` with one `Warning: 299 - "..."` header per warning, as upstream sends them.
+    fn with_warnings(&self, mut resp: Response<Body>) -> Response<Body> {
+        let warnings = self.warnings.lock().map(|w| w.clone()).unwrap_or_default();
+        for w in warnings {
+            let quoted = w.replace('\\', "\\\\").replace('"', "\\\"");
+            if let Ok(v) = format!("299 - \"{quoted}\"").parse() {
+                resp.headers_mut().append("warning", v);
+            }
+        }
+        resp
     }
 
     fn err(&self, name: &str) -> impl Fn(storage::Error) -> ApiError + '_ {
@@ -732,6 +778,8 @@ impl Ctx {
             m.remove("selfLink");
         }
         validation::validate_metadata(self.rt, &obj)?;
+        let warnings = self.prune(&mut obj);
+        self.warn(warnings);
         prepare_for_create(self.rt, &mut obj);
         Ok((name, obj))
     }
@@ -851,12 +899,14 @@ impl Ctx {
                 false => None,
             };
             let (mut explicit, mut last) = (Vec::new(), Value::Null);
+            let mut warnings = Vec::new();
             let result = self
                 .state
                 .store
                 .update_opts(rt, self.ns(), name, self.dry_run, |cur| {
                     let mut new = change(&cur)?;
                     if main {
+                        warnings = self.prune(&mut new);
                         fold_string_data(rt, &mut new);
                         new = super::immutable::check_update(rt, &cur, new)?;
                     }
@@ -876,7 +926,10 @@ impl Ctx {
                 })
                 .await;
             match result {
-                Ok(w) => break w,
+                Ok(w) => {
+                    self.warn(warnings);
+                    break w;
+                }
                 // A value picked for the update was taken meanwhile: pick again.
                 Err(storage::Error::Claimed(k)) if !explicit.contains(&k) && attempt < 5 => {
                     attempt += 1;

@@ -59,7 +59,11 @@ pub fn from_scale(rt: &ResourceType, parent: &Value, scale: &Value) -> Result<Va
             )],
         );
         // The object refused is the Scale, whatever its parent's kind.
-        let rest = e.message.split_once(' ').map(|(_, r)| r).unwrap_or_default();
+        let rest = e
+            .message
+            .split_once(' ')
+            .map(|(_, r)| r)
+            .unwrap_or_default();
         e.message = format!("Scale.autoscaling {rest}");
         return Err(e);
     }

@@ -1,5 +1,6 @@
-//! Server-side field validation (`?fieldValidation=Strict`, kubectl's default since 1.27):
-//! fields the schema does not know are refused with upstream's "strict decoding error".
+//! Server-side field validation (`?fieldValidation=`): unknown and duplicate fields are refused
+//! with upstream's "strict decoding error" (Strict, kubectl's default since 1.27), dropped with a
+//! warning each (Warn, the server's default) or dropped silently (Ignore).
 
 use std::collections::HashMap;
 
@@ -9,9 +10,185 @@ use super::{definition, definition_for};
 use crate::node::apiserver::resources::ResourceType;
 use crate::node::apiserver::status::ApiError;
 
-/// The `fieldValidation` query parameter's value that makes unknown fields an error. `Warn`
-/// and `Ignore` (and no parameter) accept them, as upstream does for those.
-const STRICT: &str = "Strict";
+/// What `?fieldValidation=` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Strict,
+    /// Upstream's default when the parameter is missing.
+    Warn,
+    Ignore,
+}
+
+impl Mode {
+    pub fn parse(q: &HashMap<String, String>) -> Mode {
+        match q.get("fieldValidation").map(String::as_str) {
+            Some("Strict") => Mode::Strict,
+            Some("Ignore") => Mode::Ignore,
+            _ => Mode::Warn,
+        }
+    }
+}
+
+/// Remove the fields of `obj` that `rt`'s schema does not declare, as upstream's decoder drops
+/// them; their paths, for warnings.
+pub fn prune(rt: &ResourceType, obj: &mut Value) -> Vec<String> {
+    let Some(s) = definition_for(rt) else {
+        return Vec::new();
+    };
+    let unknown = unknown_fields(s, obj);
+    for path in &unknown {
+        remove_path(obj, path);
+    }
+    unknown
+}
+
+/// Remove the field at `a.b[2].c` (a path [`unknown_fields`] gave).
+fn remove_path(v: &mut Value, path: &str) {
+    let mut cur = v;
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('.') {
+        // `containers[0][1]`: a name then indexes; names never hold brackets in these paths.
+        let mut rest = seg;
+        if let Some(i) = rest.find('[') {
+            parts.push(&rest[..i]);
+            rest = &rest[i..];
+            while let Some(end) = rest.find(']') {
+                parts.push(&rest[..=end]);
+                rest = &rest[end + 1..];
+            }
+        } else {
+            parts.push(rest);
+        }
+    }
+    let Some((last, init)) = parts.split_last() else {
+        return;
+    };
+    for p in init {
+        let next = match p.strip_prefix('[').and_then(|x| x.strip_suffix(']')) {
+            Some(i) => i.parse::<usize>().ok().and_then(|i| cur.get_mut(i)),
+            None => cur.get_mut(*p),
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(m) = cur.as_object_mut() {
+        m.remove(*last);
+    }
+}
+
+/// Paths of keys given twice in one object of a JSON document (the decoder keeps the last).
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    let mut s = Scan {
+        b: body,
+        i: 0,
+        out: Vec::new(),
+    };
+    s.value("");
+    s.out
+}
+
+/// A minimal JSON walker over a document serde_json has already accepted.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+    out: Vec<String>,
+}
+
+impl Scan<'_> {
+    fn ws(&mut self) {
+        while self.b.get(self.i).is_some_and(u8::is_ascii_whitespace) {
+            self.i += 1;
+        }
+    }
+
+    fn string(&mut self) -> Option<String> {
+        let start = self.i;
+        self.i += 1;
+        while let Some(c) = self.b.get(self.i) {
+            match c {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return serde_json::from_slice(&self.b[start..self.i]).ok();
+                }
+                _ => self.i += 1,
+            }
+        }
+        None
+    }
+
+    fn value(&mut self, path: &str) -> Option<()> {
+        self.ws();
+        let join = |k: &str| {
+            if path.is_empty() {
+                k.to_string()
+            } else {
+                format!("{path}.{k}")
+            }
+        };
+        match *self.b.get(self.i)? {
+            b'{' => {
+                self.i += 1;
+                let mut seen = std::collections::HashSet::new();
+                loop {
+                    self.ws();
+                    match *self.b.get(self.i)? {
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        b',' => self.i += 1,
+                        b'"' => {
+                            let key = self.string()?;
+                            self.ws();
+                            if self.b.get(self.i) != Some(&b':') {
+                                return None;
+                            }
+                            self.i += 1;
+                            let p = join(&key);
+                            self.value(&p)?;
+                            if !seen.insert(key) {
+                                self.out.push(p);
+                            }
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                let mut n = 0;
+                loop {
+                    self.ws();
+                    match *self.b.get(self.i)? {
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        b',' => self.i += 1,
+                        _ => {
+                            self.value(&format!("{path}[{n}]"))?;
+                            n += 1;
+                        }
+                    }
+                }
+            }
+            b'"' => self.string().map(|_| ()),
+            _ => {
+                while self
+                    .b
+                    .get(self.i)
+                    .is_some_and(|c| !matches!(c, b',' | b']' | b'}') && !c.is_ascii_whitespace())
+                {
+                    self.i += 1;
+                }
+                Some(())
+            }
+        }
+    }
+}
 
 /// Paths (`spec.containers[0].foo`) of the fields in `v` that schema `s` does not declare.
 pub fn unknown_fields(s: &Value, v: &Value) -> Vec<String> {
@@ -68,13 +245,24 @@ fn walk(s: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
 }
 
 fn strict(q: &HashMap<String, String>) -> bool {
-    q.get("fieldValidation").map(String::as_str) == Some(STRICT)
+    Mode::parse(q) == Mode::Strict
 }
 
-fn decoding_error(fields: &[String]) -> String {
+/// Upstream's warning (and strict error item) for an unknown field.
+pub fn unknown_warning(path: &str) -> String {
+    format!("unknown field \"{path}\"")
+}
+
+/// Upstream's warning (and strict error item) for a field given twice.
+pub fn duplicate_warning(path: &str) -> String {
+    format!("duplicate field \"{path}\"")
+}
+
+fn decoding_error(fields: &[String], duplicates: &[String]) -> String {
     let list: Vec<String> = fields
         .iter()
-        .map(|f| format!("unknown field \"{f}\""))
+        .map(|f| unknown_warning(f))
+        .chain(duplicates.iter().map(|f| duplicate_warning(f)))
         .collect();
     format!("strict decoding error: {}", list.join(", "))
 }
@@ -85,17 +273,18 @@ pub fn check_object(
     rt: &ResourceType,
     q: &HashMap<String, String>,
     obj: Value,
+    duplicates: &[String],
 ) -> Result<Value, ApiError> {
     let Some(s) = definition_for(rt).filter(|_| strict(q)) else {
         return Ok(obj);
     };
     let unknown = unknown_fields(s, &obj);
-    if unknown.is_empty() {
+    if unknown.is_empty() && duplicates.is_empty() {
         return Ok(obj);
     }
     Err(ApiError::bad_request(format!(
         "{kind} in version \"{v}\" cannot be handled as a {kind}: {}",
-        decoding_error(&unknown),
+        decoding_error(&unknown, duplicates),
         kind = rt.kind,
         v = rt.version
     )))
@@ -123,7 +312,7 @@ pub fn check_patch(
     if unknown.is_empty() {
         return Ok(());
     }
-    let message = format!("Invalid value: {patch}: {}", decoding_error(&unknown));
+    let message = format!("Invalid value: {patch}: {}", decoding_error(&unknown, &[]));
     let mut e = ApiError::new(
         422,
         "Invalid",
@@ -149,7 +338,7 @@ mod tests {
         let pods = find("", "v1", "pods").unwrap();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}, "bogus": 1},
             "spec": {"foo": 1, "containers": [{"name": "c", "image": "i", "requests": {}}]}});
-        let e = check_object(pods, &strict_q(), pod).unwrap_err();
+        let e = check_object(pods, &strict_q(), pod, &[]).unwrap_err();
         assert_eq!(e.code, 400);
         assert_eq!(
             e.message,
@@ -162,14 +351,40 @@ mod tests {
         let cms = find("", "v1", "configmaps").unwrap();
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c",
             "annotations": {"x": "y"}, "managedFields": [{"fieldsV1": {"f:data": {}}}]}, "data": {"k": "v"}});
-        assert!(check_object(cms, &strict_q(), cm).is_ok());
+        assert!(check_object(cms, &strict_q(), cm, &[]).is_ok());
     }
 
     #[test]
     fn without_strict_unknown_fields_are_accepted() {
         let cms = find("", "v1", "configmaps").unwrap();
         let cm = json!({"metadata": {"name": "c"}, "foo": 1});
-        assert!(check_object(cms, &HashMap::new(), cm).is_ok());
+        assert!(check_object(cms, &HashMap::new(), cm, &[]).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_with_their_paths() {
+        let body = br#"{"spec": {"replicas": 1, "template": {"a": [{"x": 1, "x": "}"}]}, "replicas": 2}, "k": "a\"}"}"#;
+        assert_eq!(
+            duplicate_fields(body),
+            vec![
+                "spec.template.a[0].x".to_string(),
+                "spec.replicas".to_string()
+            ]
+        );
+        assert!(duplicate_fields(br#"{"a": {"b": 1}, "c": {"b": 2}}"#).is_empty());
+    }
+
+    #[test]
+    fn pruning_drops_unknown_fields_and_keeps_the_rest() {
+        let pods = find("", "v1", "pods").unwrap();
+        let mut pod = json!({"metadata": {"name": "p", "bogus": 1},
+            "spec": {"foo": 1, "containers": [{"name": "c", "image": "i", "requests": {}}]}});
+        let gone = prune(pods, &mut pod);
+        assert_eq!(gone.len(), 3);
+        assert_eq!(
+            pod,
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+        );
     }
 
     #[test]
