@@ -781,6 +781,8 @@ impl Ctx {
         let warnings = self.prune(&mut obj);
         self.warn(warnings);
         prepare_for_create(self.rt, &mut obj);
+        super::defaults::apply(self.rt, &mut obj, true);
+        super::spec_validation::validate(self.rt, &obj)?;
         Ok((name, obj))
     }
 
@@ -908,6 +910,8 @@ impl Ctx {
                     if main {
                         warnings = self.prune(&mut new);
                         fold_string_data(rt, &mut new);
+                        super::defaults::apply(rt, &mut new, false);
+                        super::spec_validation::validate(rt, &new)?;
                         new = super::immutable::check_update(rt, &cur, new)?;
                     }
                     if let Some(used) = &used {

@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod auth;
 pub mod collector;
+pub mod defaults;
 pub mod deletion;
 pub mod discovery;
 pub mod etcd;
@@ -17,6 +18,7 @@ pub mod review;
 pub mod routes;
 pub mod selectors;
 pub mod services;
+pub mod spec_validation;
 pub mod status;
 pub mod storage;
 pub mod stream;
