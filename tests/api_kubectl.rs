@@ -528,3 +528,47 @@ async fn a_multi_document_manifest_applies_and_reapplies_in_place() {
         }
     }
 }
+
+/// Invalid objects: kubectl prints upstream's "is invalid" line with every field cause.
+#[tokio::test]
+async fn invalid_objects_are_refused_with_every_cause_as_kubectl_prints_them() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    let cases = [
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers: [{name: Web, ports: [{containerPort: 70000}]}]\n",
+            "The Pod \"bad\" is invalid: \n* spec.containers[0].name: Invalid value: \"Web\": a lowercase RFC 1123 label must consist of",
+            &[
+                "* spec.containers[0].image: Required value",
+                "* spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive",
+            ][..],
+        ),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bad}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: i}]}\n",
+            "The Deployment \"bad\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"b\"}: `selector` does not match template `labels`",
+            &[][..],
+        ),
+        (
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: bad}\nspec:\n  template:\n    spec: {containers: [{name: c, image: i}]}\n",
+            "The Job \"bad\" is invalid: spec.template.spec.restartPolicy: Required value: valid values: \"OnFailure\", \"Never\"",
+            &[][..],
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: bad}\ndata: {'a b': x}\n",
+            "The ConfigMap \"bad\" is invalid: data[a b]: Invalid value: \"a b\": a valid config key must consist of alphanumeric characters",
+            &[][..],
+        ),
+    ];
+    for kubectl in kubectls() {
+        for (manifest, first, more) in cases {
+            let file = s.dir.join("bad.yaml");
+            std::fs::write(&file, manifest).unwrap();
+            let err = fails(&s, &kubectl, &["apply", "-f", &file.to_string_lossy()]);
+            assert!(err.contains(first), "{kubectl:?}: {err}");
+            for line in more {
+                assert!(err.contains(line), "{kubectl:?}: {err}");
+            }
+        }
+    }
+}
