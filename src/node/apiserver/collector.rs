@@ -46,7 +46,10 @@ async fn dependents(
     uid: &str,
 ) -> Result<Vec<(&'static ResourceType, Value)>, storage::Error> {
     let mut out = Vec::new();
-    for rt in RESOURCES.iter().filter(|r| r.stored()) {
+    for rt in RESOURCES
+        .iter()
+        .filter(|r| r.stored() && r.is_storage_version())
+    {
         if owner_ns.is_some() && !rt.namespaced {
             continue;
         }
@@ -267,7 +270,10 @@ async fn empty_namespace(store: &Store, ns: &str) -> Result<bool, ApiError> {
         propagation: Some(Propagation::Background),
         ..Default::default()
     };
-    for rt in RESOURCES.iter().filter(|r| r.stored() && r.namespaced) {
+    for rt in RESOURCES
+        .iter()
+        .filter(|r| r.stored() && r.namespaced && r.is_storage_version())
+    {
         let page = store
             .list(rt, Some(ns), &everything(), 0, None)
             .await
@@ -324,7 +330,10 @@ async fn release(
 /// Pick up work left over from before a restart: objects stuck being deleted, and dependents
 /// whose owners disappeared meanwhile.
 pub async fn sweep(store: &Store) -> Result<(), ApiError> {
-    for rt in RESOURCES.iter().filter(|r| r.stored()) {
+    for rt in RESOURCES
+        .iter()
+        .filter(|r| r.stored() && r.is_storage_version())
+    {
         let page = store
             .list(rt, None, &everything(), 0, None)
             .await

@@ -365,6 +365,20 @@ pub static RESOURCES: &[ResourceType] = &[
         storage = "cronjobs",
         CronJob
     ),
+    // kubectl 1.20's `create cronjob` speaks batch/v1beta1: the same objects, one store.
+    rt!(
+        "batch",
+        "v1beta1",
+        "CronJob",
+        "cronjobs",
+        "cronjob",
+        ns = true,
+        short = &["cj"],
+        cat = ALL,
+        sub = &["status"],
+        storage = "cronjobs",
+        CronJob
+    ),
     rt!(
         "rbac.authorization.k8s.io",
         "v1",
@@ -448,6 +462,15 @@ impl ResourceType {
         } else {
             format!("{}.{}", self.plural, self.group)
         }
+    }
+
+    /// Whether this entry is the one its store is kept under: a type served at several versions
+    /// is walked once (by the collector, namespace finalization) through its first entry.
+    pub fn is_storage_version(&self) -> bool {
+        RESOURCES
+            .iter()
+            .find(|r| r.group == self.group && r.storage == self.storage)
+            .is_some_and(|r| std::ptr::eq(r, self))
     }
 
     /// Whether objects of this type live in etcd (review types are computed per request).

@@ -74,6 +74,16 @@ fn decode(kv: &Kv) -> Result<Value> {
     Ok(v)
 }
 
+/// A stored object as `rt` serves it: a type served at several versions (CronJob at batch/v1
+/// and batch/v1beta1) shares one store, and only the apiVersion differs.
+fn decode_for(rt: &ResourceType, kv: &Kv) -> Result<Value> {
+    let mut v = decode(kv)?;
+    if v.is_object() {
+        v["apiVersion"] = json!(rt.group_version());
+    }
+    Ok(v)
+}
+
 fn encode(obj: &Value) -> Vec<u8> {
     let mut o = obj.clone();
     if let Some(m) = o["metadata"].as_object_mut() {
@@ -130,7 +140,7 @@ impl Store {
             .get(&rt.key(ns, name))
             .await?
             .ok_or(Error::NotFound)?;
-        decode(&kv)
+        decode_for(rt, &kv)
     }
 
     /// Store a new object; its resourceVersion is set from the write's revision.
@@ -203,7 +213,7 @@ impl Store {
         let key = rt.key(ns, name);
         let mut current = self.etcd.get(&key).await?.ok_or(Error::NotFound)?;
         loop {
-            let obj = decode(&current)?;
+            let obj = decode_for(rt, &current)?;
             let old_claims = claims(rt, &obj);
             let new = change(obj).map_err(Error::Rejected)?;
             if sent_revision(&new).is_some_and(|rv| rv != current.mod_revision) {
@@ -283,7 +293,7 @@ impl Store {
             if precondition_rv.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(Error::Conflict);
             }
-            let held = claims(rt, &decode(&current)?);
+            let held = claims(rt, &decode_for(rt, &current)?);
             if !held.is_empty() {
                 let mut ops = vec![Op::Delete(key.clone())];
                 ops.extend(held.into_iter().map(Op::Delete));
@@ -293,7 +303,7 @@ impl Store {
                     .txn_all(&cmps, &ops, std::slice::from_ref(&key))
                     .await?
                 {
-                    Ok(_) => return decode(&current),
+                    Ok(_) => return decode_for(rt, &current),
                     Err(now) => match now.into_iter().next().flatten() {
                         Some(kv) => current = kv,
                         None => return Err(Error::NotFound),
@@ -302,7 +312,7 @@ impl Store {
                 continue;
             }
             match self.etcd.delete_if(&key, current.mod_revision).await? {
-                TxnOutcome::Written(_) => return decode(&current),
+                TxnOutcome::Written(_) => return decode_for(rt, &current),
                 TxnOutcome::Failed(Some(kv)) => current = kv,
                 TxnOutcome::Failed(None) => return Err(Error::NotFound),
             }
@@ -334,7 +344,7 @@ impl Store {
         let mut items = Vec::new();
         let mut next = None;
         for kv in &kvs {
-            let obj = decode(kv)?;
+            let obj = decode_for(rt, kv)?;
             if !filter(&obj) {
                 continue;
             }
@@ -366,6 +376,7 @@ impl Store {
             Err(etcd::Error::Compacted(c)) => return Err(etcd::Error::Compacted(c).into()),
             Err(e) => return Err(e.into()),
         };
+        let gv = rt.group_version();
         let out = stream.flat_map(move |item| {
             let filter = filter.clone();
             let outs: Vec<WatchOut> = match item {
@@ -376,7 +387,7 @@ impl Store {
                 Ok(WatchItem::Progress(rev)) => vec![WatchOut::Progress(rev)],
                 Ok(WatchItem::Events(events)) => events
                     .into_iter()
-                    .filter_map(|ev| to_watch_out(ev, &filter))
+                    .filter_map(|ev| to_watch_out(ev, &filter, &gv))
                     .collect(),
             };
             futures::stream::iter(outs)
@@ -385,9 +396,15 @@ impl Store {
     }
 }
 
-fn to_watch_out(ev: etcd::WatchEvent, filter: &Filter) -> Option<WatchOut> {
+fn to_watch_out(ev: etcd::WatchEvent, filter: &Filter, gv: &str) -> Option<WatchOut> {
     let revision = ev.kv.mod_revision;
-    let prev = ev.prev.as_ref().and_then(|p| decode(p).ok());
+    let as_served = |kv: &Kv| {
+        decode(kv).ok().map(|mut v| {
+            v["apiVersion"] = json!(gv);
+            v
+        })
+    };
+    let prev = ev.prev.as_ref().and_then(as_served);
     let prev_in = prev.as_ref().is_some_and(|p| filter(p));
     if ev.deleted {
         let mut obj = prev?;
@@ -399,7 +416,7 @@ fn to_watch_out(ev: etcd::WatchEvent, filter: &Filter) -> Option<WatchOut> {
             revision,
         });
     }
-    let obj = decode(&ev.kv).ok()?;
+    let obj = as_served(&ev.kv)?;
     let now_in = filter(&obj);
     let kind = match (prev.is_some() && prev_in, now_in) {
         (true, true) => "MODIFIED",
@@ -456,7 +473,7 @@ mod tests {
             prev: Some(kv(r#"{"metadata":{"labels":{"app":"web"}}}"#, 4)),
         };
         let filter: Filter = Arc::new(|o: &Value| o["metadata"]["labels"]["app"] == "web");
-        let Some(WatchOut::Event { kind, .. }) = to_watch_out(ev, &filter) else {
+        let Some(WatchOut::Event { kind, .. }) = to_watch_out(ev, &filter, "v1") else {
             panic!("expected an event")
         };
         assert_eq!(kind, "DELETED");

@@ -32,14 +32,46 @@ const V3_REF: &str = "#/components/schemas/";
 static DEFINITIONS: LazyLock<Map<String, Value>> = LazyLock::new(|| {
     let doc: Value = serde_json::from_str(include_str!("definitions.json"))
         .expect("definitions.json is valid JSON (regenerate it with tools/openapi-gen)");
-    match doc {
+    let mut defs = match doc {
         Value::Object(mut m) => match m.remove("definitions") {
             Some(Value::Object(d)) => d,
             _ => Map::new(),
         },
         _ => Map::new(),
-    }
+    };
+    also_served_versions(&mut defs);
+    defs
 });
+
+/// A type also served at a version upstream no longer describes (batch/v1beta1 CronJob) is
+/// described by its storage version's schema: that schema gets the extra group-version-kind, so
+/// kubectl 1.20's validation and `explain` find it.
+fn also_served_versions(defs: &mut Map<String, Value>) {
+    let gvk_of = |r: &ResourceType| json!({"group": r.group, "version": r.version, "kind": r.kind});
+    for rt in RESOURCES.iter().filter(|r| r.stored()) {
+        let has = |d: &Value, r: &ResourceType| {
+            d["x-kubernetes-group-version-kind"]
+                .as_array()
+                .is_some_and(|a| a.contains(&gvk_of(r)))
+        };
+        if defs.values().any(|d| has(d, rt)) {
+            continue;
+        }
+        let Some(storage) = RESOURCES
+            .iter()
+            .find(|r| r.group == rt.group && r.storage == rt.storage && r.kind == rt.kind)
+        else {
+            continue;
+        };
+        if let Some(list) = defs
+            .values_mut()
+            .find(|d| has(d, storage))
+            .and_then(|d| d["x-kubernetes-group-version-kind"].as_array_mut())
+        {
+            list.push(gvk_of(rt));
+        }
+    }
+}
 
 /// Definition names by (group, version, kind), from their `x-kubernetes-group-version-kind`.
 static BY_GVK: LazyLock<HashMap<(String, String, String), String>> = LazyLock::new(|| {
