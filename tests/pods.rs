@@ -745,3 +745,115 @@ fn config_maps_secrets_and_the_downward_api_reach_env_volumes_and_hosts() {
     let first = kubectl(&kc, &["logs", "hostnet"]).ok("logs").stdout;
     assert!(!first.contains("Kubernetes-managed"), "{first}");
 }
+
+#[test]
+fn mirror_pods_show_the_nodes_components_and_come_back_when_deleted() {
+    if !docker_and_kubectl() {
+        return;
+    }
+    let _lock = cluster_lock();
+    let name = "pods-mirror";
+    let (kc, _guard) = one_node_cluster(name);
+    let node = format!("{name}-control-plane");
+
+    // The first pod on a brand-new node waits for the bundled pause image instead of failing.
+    apply(
+        &kc,
+        "first",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: first}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: app, image: kindling/whoami}\n",
+    );
+    wait_pod(&kc, "first", Duration::from_secs(60), |p| {
+        p["status"]["phase"] == "Running"
+    });
+    let events = pod_events(&kc, "first");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.starts_with("FailedCreatePodSandBox")),
+        "{events:?}"
+    );
+
+    let node_ip = kubectl(
+        &kc,
+        &[
+            "get",
+            "node",
+            &node,
+            "-o",
+            "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
+        ],
+    )
+    .ok("node ip")
+    .stdout;
+    let wanted = [
+        format!("etcd-{node}"),
+        format!("kube-apiserver-{node}"),
+        format!("kube-controller-manager-{node}"),
+        format!("kube-scheduler-{node}"),
+    ];
+    let start = Instant::now();
+    loop {
+        let out = kubectl(&kc, &["get", "pods", "-n", "kube-system", "--no-headers"])
+            .ok("get pods")
+            .stdout;
+        let all_running = wanted.iter().all(|w| {
+            out.lines().any(|l| {
+                l.starts_with(&format!("{w} ")) && l.contains("1/1") && l.contains("Running")
+            })
+        });
+        if all_running {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "kube-system pods:\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let flannel = kubectl(&kc, &["get", "pods", "-n", "kube-flannel", "--no-headers"])
+        .ok("flannel pods")
+        .stdout;
+    assert!(
+        flannel.starts_with(&format!("kube-flannel-{node} ")) && flannel.contains("Running"),
+        "{flannel}"
+    );
+
+    let get = |pod: &str| -> Value {
+        let r = kubectl(&kc, &["get", "pod", "-n", "kube-system", pod, "-o", "json"]);
+        serde_json::from_str(&r.ok("get mirror pod").stdout).unwrap()
+    };
+    let etcd = get(&wanted[0]);
+    assert_eq!(etcd["status"]["podIP"], node_ip.as_str());
+    assert_eq!(etcd["spec"]["hostNetwork"], true);
+    assert_eq!(etcd["spec"]["nodeName"], node.as_str());
+    assert_eq!(etcd["metadata"]["ownerReferences"][0]["kind"], "Node");
+    assert_eq!(
+        etcd["metadata"]["ownerReferences"][0]["name"],
+        node.as_str()
+    );
+    assert!(etcd["metadata"]["annotations"]["kubernetes.io/config.mirror"].is_string());
+    assert_eq!(etcd["metadata"]["labels"]["component"], "etcd");
+
+    // Deleted, it comes back (a new object) and keeps running: the component never stopped.
+    let old_uid = etcd["metadata"]["uid"].as_str().unwrap().to_string();
+    kubectl(&kc, &["delete", "pod", "-n", "kube-system", &wanted[0]]).ok("delete mirror pod");
+    let start = Instant::now();
+    loop {
+        let r = kubectl(
+            &kc,
+            &["get", "pod", "-n", "kube-system", &wanted[0], "-o", "json"],
+        );
+        if r.code == 0 {
+            let p: Value = serde_json::from_str(&r.stdout).unwrap();
+            if p["metadata"]["uid"] != old_uid.as_str() && p["status"]["phase"] == "Running" {
+                break;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "etcd's mirror pod did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    kubectl(&kc, &["get", "--raw", "/readyz"]).ok("the API server still answers");
+}

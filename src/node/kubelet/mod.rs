@@ -5,6 +5,7 @@ mod backoff;
 pub mod cri;
 mod events;
 mod images;
+mod mirror;
 mod node_status;
 mod pods;
 mod probe;
@@ -55,6 +56,12 @@ pub async fn run() -> anyhow::Result<()> {
             facts.storage_ki as f64 * 1024.0,
         ],
     );
+    tokio::spawn(mirror::run(
+        client.clone(),
+        cfg.clone(),
+        facts.internal_ip.clone(),
+        ctx.mirror_wake.clone(),
+    ));
     tokio::spawn(pods::run(std::sync::Arc::new(ctx)));
     let (name, ip) = (cfg.node_name.clone(), facts.internal_ip.clone());
     tokio::spawn(async move {

@@ -71,6 +71,8 @@ pub struct Ctx {
     pub allocatable: [f64; 3],
     pub events: Recorder,
     pub prober: Arc<Prober>,
+    /// Wakes the mirror-pod loop (a mirror pod was deleted).
+    pub mirror_wake: Arc<tokio::sync::Notify>,
     /// Signs the service-account tokens the kubelet writes (see `volumes`).
     token_key: Vec<u8>,
     /// Pod uids whose probe results changed; taken by `run`.
@@ -99,6 +101,7 @@ impl Ctx {
             events,
             prober: Arc::new(prober),
             token_key: uuid::Uuid::new_v4().as_bytes().to_vec(),
+            mirror_wake: Arc::default(),
             probe_changes: Mutex::new(Some(probe_changes)),
             backoff: Mutex::default(),
         }
@@ -142,6 +145,16 @@ pub async fn run(ctx: Arc<Ctx>) {
     let mut listed: HashSet<String> = HashSet::new();
     while let Some(event) = stream.next().await {
         match event {
+            // Mirror pods stand for the node's own components; the kubelet runs nothing for
+            // them, and replaces them when they are deleted.
+            Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod))
+                if is_mirror(&pod) =>
+            {
+                if pod.metadata.deletion_timestamp.is_some() {
+                    ctx.mirror_wake.notify_one();
+                }
+            }
+            Ok(watcher::Event::Delete(pod)) if is_mirror(&pod) => ctx.mirror_wake.notify_one(),
             Ok(watcher::Event::Apply(pod)) | Ok(watcher::Event::InitApply(pod)) => {
                 listed.insert(uid_of(&pod));
                 dispatch(&ctx, &workers, Some(Arc::new(pod)));
@@ -168,6 +181,13 @@ pub async fn run(ctx: Arc<Ctx>) {
             Err(e) => eprintln!("kubelet: pod watch: {e}"),
         }
     }
+}
+
+fn is_mirror(pod: &Pod) -> bool {
+    pod.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(super::mirror::MIRROR_ANNOTATION))
 }
 
 fn dispatch(ctx: &Arc<Ctx>, workers: &Workers, pod: Desired) {

@@ -1,0 +1,269 @@
+//! Pod benchmark on a 3-node cluster: start latency (create → Running seen through a watch) over
+//! 100 pods, created 10 at a time as `kubectl apply -f` of a folder would and one at a time, and
+//! the cluster's memory (docker stats) with 30 pods running.
+//! Run with `cargo build --release && cargo bench --bench pods`; prints figures, asserts none.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::{WatchStreamExt, watcher};
+
+const CLUSTER: &str = "bench-pods";
+const LABEL: &str = "bench=pods";
+const BATCHES: usize = 9;
+const BATCH: usize = 10;
+const SEQUENTIAL: usize = 10;
+const STEADY_PODS: usize = 30;
+
+fn kindling() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/kindling");
+    assert!(p.is_file(), "build it first: cargo build --release");
+    p
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "labels": {"bench": "pods"}},
+        "spec": {
+            "terminationGracePeriodSeconds": 0,
+            "containers": [{"name": "web", "image": "kindling/whoami",
+                            "imagePullPolicy": "IfNotPresent"}],
+        },
+    }))
+    .unwrap()
+}
+
+/// When each pod was first seen Running.
+type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[i.clamp(1, sorted.len()) - 1]
+}
+
+fn report(what: &str, mut v: Vec<f64>) {
+    v.sort_by(f64::total_cmp);
+    println!(
+        "  {what:<28} n={:<3} p50 {:.3} s  p99 {:.3} s  max {:.3} s",
+        v.len(),
+        percentile(&v, 50.0),
+        percentile(&v, 99.0),
+        v[v.len() - 1]
+    );
+}
+
+async fn wait_running(seen: &Seen, names: &[String], timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let done = {
+            let s = seen.lock().unwrap();
+            names.iter().all(|n| s.contains_key(n))
+        };
+        if done {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "pods did not reach Running in {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Creates `names` concurrently and returns each one's create → Running latency.
+async fn start_pods(api: &Api<Pod>, seen: &Seen, names: &[String]) -> Vec<f64> {
+    let sent = Instant::now();
+    let creates = names.iter().map(|n| {
+        let api = api.clone();
+        let p = pod(n);
+        async move { api.create(&PostParams::default(), &p).await.map(|_| ()) }
+    });
+    for r in futures::future::join_all(creates).await {
+        r.expect("create pod");
+    }
+    wait_running(seen, names, Duration::from_secs(120)).await;
+    let s = seen.lock().unwrap();
+    names
+        .iter()
+        .map(|n| s[n].duration_since(sent).as_secs_f64())
+        .collect()
+}
+
+async fn delete_all(api: &Api<Pod>) {
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        ..Default::default()
+    };
+    let pods = api
+        .list(&ListParams::default().labels(LABEL))
+        .await
+        .expect("list pods");
+    let deletes = pods.items.iter().map(|p| {
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let (api, dp) = (api.clone(), dp.clone());
+        async move { api.delete(&name, &dp).await.map(|_| ()) }
+    });
+    futures::future::join_all(deletes).await;
+    let start = Instant::now();
+    while !api
+        .list(&ListParams::default().labels(LABEL))
+        .await
+        .expect("list pods")
+        .items
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "pods not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn memory(nodes: &[String]) -> f64 {
+    let mut args = vec![
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.MemUsage}}",
+    ];
+    args.extend(nodes.iter().map(String::as_str));
+    let stats = run(Command::new("docker").args(&args));
+    let mut total = 0.0;
+    for line in stats.lines() {
+        let mut parts = line.split_whitespace();
+        let node = parts.next().unwrap_or_default();
+        let mib = parse_mib(parts.next().unwrap_or_default());
+        total += mib;
+        println!("  {node:<28} {mib:>6.1} MiB");
+    }
+    total
+}
+
+fn parse_mib(s: &str) -> f64 {
+    let num: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let v: f64 = num.parse().unwrap_or(0.0);
+    if s.ends_with("GiB") {
+        v * 1024.0
+    } else if s.ends_with("KiB") {
+        v / 1024.0
+    } else {
+        v
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let bin = kindling();
+    let dir = std::env::temp_dir().join("kindling-bench-pods");
+    std::fs::create_dir_all(&dir).unwrap();
+    let kc = dir.join("kubeconfig");
+    let cfg = dir.join("three.yaml");
+    std::fs::write(
+        &cfg,
+        "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n",
+    )
+    .unwrap();
+    run(Command::new(&bin)
+        .args(["-q", "create", "cluster", "--name", CLUSTER, "--config"])
+        .arg(&cfg)
+        .arg("--kubeconfig")
+        .arg(&kc));
+    let nodes: Vec<String> = ["control-plane", "worker", "worker2"]
+        .iter()
+        .map(|r| format!("{CLUSTER}-{r}"))
+        .collect();
+
+    let config = kube::Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&kc).expect("kubeconfig"),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .expect("client config");
+    let client = kube::Client::try_from(config).expect("client");
+    let api: Api<Pod> = Api::namespaced(client, "default");
+
+    // One watch records when each pod is first seen Running.
+    let seen: Seen = Arc::default();
+    {
+        let seen = seen.clone();
+        let api = api.clone();
+        tokio::spawn(async move {
+            let cfg = watcher::Config::default().labels(LABEL);
+            let mut stream = watcher(api, cfg)
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(Ok(p)) = stream.next().await {
+                let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                if running && let Some(name) = p.metadata.name {
+                    seen.lock()
+                        .unwrap()
+                        .entry(name)
+                        .or_insert_with(Instant::now);
+                }
+            }
+        });
+    }
+    // Warm up: the first pod per node pays for the bundled images' import.
+    let warm: Vec<String> = (0..4).map(|i| format!("warm-{i}")).collect();
+    start_pods(&api, &seen, &warm).await;
+    delete_all(&api).await;
+
+    let mut batched = vec![];
+    for b in 0..BATCHES {
+        let names: Vec<String> = (0..BATCH).map(|i| format!("batch-{b}-{i}")).collect();
+        batched.extend(start_pods(&api, &seen, &names).await);
+        if (b + 1) % (STEADY_PODS / BATCH) == 0 {
+            // Keep the cluster from growing past what the memory figure is about.
+            delete_all(&api).await;
+        }
+    }
+    let mut sequential = vec![];
+    for i in 0..SEQUENTIAL {
+        let name = format!("seq-{i}");
+        sequential.extend(start_pods(&api, &seen, &[name]).await);
+    }
+    delete_all(&api).await;
+
+    println!("pod start latency, create → Running (watch), kindling/whoami, 3 nodes:");
+    report(&format!("{BATCHES} batches of {BATCH}"), batched.clone());
+    report("one at a time", sequential.clone());
+    let mut all = batched;
+    all.extend(sequential);
+    report("all (budget p50 0.5 s, p99 1.5 s)", all);
+
+    let names: Vec<String> = (0..STEADY_PODS).map(|i| format!("steady-{i}")).collect();
+    for chunk in names.chunks(BATCH) {
+        start_pods(&api, &seen, chunk).await;
+    }
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    println!("memory with {STEADY_PODS} pods running, 10 s after the last started (docker stats):");
+    let total = memory(&nodes);
+    println!("  whole cluster                {total:>6.1} MiB");
+
+    run(Command::new(&bin)
+        .args(["-q", "delete", "cluster", "--name", CLUSTER])
+        .arg("--kubeconfig")
+        .arg(&kc));
+}
