@@ -34,6 +34,7 @@ fn main() -> std::process::ExitCode {
         "kube-controller-manager" => rt.block_on(kindling::node::controllers::run()),
         "flanneld" => rt.block_on(kindling::node::flannel::run()),
         "kube-scheduler" => rt.block_on(kindling::node::scheduler::run()),
+        "kube-proxy" => rt.block_on(kindling::node::proxy::run()),
         _ => rt.block_on(cli::run(cli::Cli::parse())),
     };
     match result {

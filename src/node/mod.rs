@@ -6,6 +6,7 @@ pub mod controllers;
 pub mod flannel;
 pub mod kubelet;
 pub mod net;
+pub mod proxy;
 pub mod scheduler;
 pub mod supervisor;
 pub mod upgrade;

@@ -115,6 +115,11 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
         program: bin("kubelet"),
         args: vec![],
     });
+    v.push(Component {
+        name: "kube-proxy",
+        program: bin("kube-proxy"),
+        args: vec![],
+    });
     v
 }
 
