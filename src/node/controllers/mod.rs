@@ -1,8 +1,12 @@
-//! kube-controller-manager: the control plane's reconcile loops (node IPAM for now), active on
-//! one control plane at a time through a leader Lease; also publishes Flannel's ConfigMap.
+//! kube-controller-manager: the control plane's reconcile loops (node IPAM, ReplicaSets,
+//! Deployments), active on one control plane at a time through a leader Lease; also publishes
+//! Flannel's ConfigMap.
 
+pub mod common;
+pub mod deployment;
 pub mod leader;
 pub mod nodeipam;
+pub mod replicaset;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,6 +34,10 @@ pub enum Error {
     MaskTooSmall { cluster: String, mask: u8 },
     #[error("could not load the kubeconfig {ADMIN_KUBECONFIG_PATH}")]
     Kubeconfig(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(
+        "replica set {0} exists with another template (a pod-template-hash collision); retrying with the next collisionCount"
+    )]
+    HashCollision(String),
     #[error("lost the leader lease {LEADER_NAMESPACE}/{LEADER_LEASE}; restarting")]
     LostLease,
 }
@@ -127,7 +135,7 @@ pub async fn run() -> anyhow::Result<()> {
     }
     eprintln!("kube-controller-manager: {me} is the leader");
     let ctx = Arc::new(nodeipam::Ctx {
-        nodes: Api::<Node>::all(client),
+        nodes: Api::<Node>::all(client.clone()),
         cluster: cfg.pod_subnet.parse()?,
         lock: tokio::sync::Mutex::new(()),
     });
@@ -148,6 +156,8 @@ pub async fn run() -> anyhow::Result<()> {
     };
     tokio::select! {
         _ = nodeipam::run(ctx) => Ok(()),
+        _ = replicaset::run(client.clone()) => Ok(()),
+        _ = deployment::run(client.clone()) => Ok(()),
         e = renew => Err(e.into()),
     }
 }

@@ -1,0 +1,186 @@
+//! What the workload controllers share: label selectors, controller references, pod readiness
+//! and availability, and events recorded the way client-go's event recorder writes them.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, ObjectMeta, OwnerReference, Time,
+};
+use kube::api::{Api, PostParams};
+
+/// `selector` matches `labels`, with matchLabels and matchExpressions as
+/// apimachinery's `LabelSelectorAsSelector` reads them.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let by_label = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expr = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        let have = labels.get(&e.key);
+        match e.operator.as_str() {
+            "In" => have.is_some_and(|v| values.contains(v)),
+            "NotIn" => have.is_none_or(|v| !values.contains(v)),
+            "Exists" => have.is_some(),
+            "DoesNotExist" => have.is_none(),
+            // An unknown operator selects nothing, as the API server would have refused it.
+            _ => false,
+        }
+    });
+    by_label && by_expr
+}
+
+pub fn labels_of(meta: &ObjectMeta) -> BTreeMap<String, String> {
+    meta.labels.clone().unwrap_or_default()
+}
+
+/// The owner reference with `controller: true`, if any.
+pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .find(|r| r.controller == Some(true))
+}
+
+/// A controller reference as upstream's controllers set it on what they create or adopt.
+pub fn controller_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Neither finished nor being deleted: the pods a ReplicaSet counts (`FilterActivePods`).
+pub fn is_active(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// When the pod's Ready condition turned True, if it is True.
+pub fn ready_since(pod: &Pod) -> Option<Option<jiff::Timestamp>> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "Ready" && c.status == "True")
+        .map(|c| c.last_transition_time.as_ref().map(|t| t.0))
+}
+
+pub fn is_ready(pod: &Pod) -> bool {
+    ready_since(pod).is_some()
+}
+
+/// Ready for at least `min_ready_seconds` (`IsPodAvailable`).
+pub fn is_available(pod: &Pod, min_ready_seconds: i32, now: jiff::Timestamp) -> bool {
+    match ready_since(pod) {
+        None => false,
+        Some(_) if min_ready_seconds <= 0 => true,
+        Some(None) => false,
+        Some(Some(t)) => {
+            t.as_millisecond() + i64::from(min_ready_seconds) * 1000 <= now.as_millisecond()
+        }
+    }
+}
+
+/// Record a Normal or Warning event about `obj` from `component`, as client-go's recorder does
+/// (`<name>.<unique>` names, source and reportingComponent set, count 1).
+pub async fn record(
+    client: &kube::Client,
+    involved: ObjectReference,
+    component: &str,
+    type_: &str,
+    reason: &str,
+    message: String,
+) {
+    let ns = involved
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let now = Time(
+        jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or(jiff::Timestamp::now()),
+    );
+    let ev = Event {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{}.", involved.name.as_deref().unwrap_or_default())),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        involved_object: involved,
+        reason: Some(reason.into()),
+        message: Some(message),
+        type_: Some(type_.into()),
+        source: Some(EventSource {
+            component: Some(component.into()),
+            host: None,
+        }),
+        reporting_component: Some(component.into()),
+        reporting_instance: Some(component.into()),
+        first_timestamp: Some(now.clone()),
+        last_timestamp: Some(now),
+        count: Some(1),
+        ..Default::default()
+    };
+    let api: Api<Event> = Api::namespaced(client.clone(), &ns);
+    if let Err(e) = api.create(&PostParams::default(), &ev).await {
+        eprintln!("kube-controller-manager: could not record event {reason}: {e}");
+    }
+}
+
+/// The reference an event about `meta` of `kind` carries.
+pub fn reference(api_version: &str, kind: &str, meta: &ObjectMeta) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.into()),
+        kind: Some(kind.into()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        resource_version: meta.resource_version.clone(),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn selectors_combine_match_labels_and_expressions() {
+        let sel: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "web"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["front", "edge"]},
+                {"key": "canary", "operator": "DoesNotExist"}
+            ]
+        }))
+        .unwrap();
+        let l = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(selector_matches(
+            &sel,
+            &l(&[("app", "web"), ("tier", "edge")])
+        ));
+        assert!(!selector_matches(&sel, &l(&[("app", "web")])));
+        assert!(!selector_matches(
+            &sel,
+            &l(&[("app", "web"), ("tier", "edge"), ("canary", "1")])
+        ));
+        assert!(!selector_matches(
+            &sel,
+            &l(&[("app", "db"), ("tier", "front")])
+        ));
+    }
+}
