@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -20,7 +20,7 @@ use super::spec::POD_LOGS_DIR;
 use super::stream::{self, Target};
 use crate::node::apiserver::handlers::parse_query;
 
-type Body = UnsyncBoxBody<Bytes, Infallible>;
+use crate::node::upgrade::Body;
 
 /// How often a followed log is checked for appended lines.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
@@ -81,7 +81,8 @@ pub async fn serve(node_name: String, ip: String) -> Result<(), Error> {
     }
 }
 
-fn text(code: u16, body: impl Into<String>) -> Response<Body> {
+/// A plain-text answer, the way the kubelet words its errors.
+pub(super) fn text(code: u16, body: impl Into<String>) -> Response<Body> {
     Response::builder()
         .status(code)
         .header("content-type", "text/plain; charset=utf-8")

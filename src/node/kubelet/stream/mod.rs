@@ -6,13 +6,12 @@
 pub mod spdy;
 mod websocket;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::cri::api::{AttachRequest, ContainerState, ExecRequest, PodSandboxState};
 use super::cri::client::{CONTAINER_NAME_LABEL, Cri, POD_NAME_LABEL, POD_NAMESPACE_LABEL};
+pub(super) use super::server::text;
 use crate::node::upgrade::{self, Body};
 
 /// Exec and attach over WebSocket, best first; v5 adds the signal that ends stdin.
@@ -26,14 +25,6 @@ pub enum Target<'a> {
     Exec { container: &'a str },
     Attach { container: &'a str },
     PortForward,
-}
-
-fn text(code: u16, body: impl Into<String>) -> Response<Body> {
-    Response::builder()
-        .status(code)
-        .header("content-type", "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(body.into())).boxed_unsync())
-        .expect("static response parts are valid")
 }
 
 /// The query's pairs in order, repeated keys kept (`command` comes once per argument).
