@@ -52,6 +52,10 @@ fn pod(name: &str) -> Pod {
 
 /// When each pod was first seen Running.
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
+/// When each pod was first seen bound to a node (the scheduler's share of the latency).
+/// Create → bound latencies of the measured pods.
+static SCHEDULED: Mutex<Vec<f64>> = Mutex::new(Vec::new());
+static BOUND: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -99,6 +103,15 @@ async fn start_pods(api: &Api<Pod>, seen: &Seen, names: &[String]) -> Vec<f64> {
         r.expect("create pod");
     }
     wait_running(seen, names, Duration::from_secs(120)).await;
+    {
+        let bound = BOUND.lock().unwrap();
+        let mut b = SCHEDULED.lock().unwrap();
+        for n in names {
+            if let Some(t) = bound.as_ref().and_then(|m| m.get(n)) {
+                b.push(t.duration_since(sent).as_secs_f64());
+            }
+        }
+    }
     let s = seen.lock().unwrap();
     names
         .iter()
@@ -216,6 +229,15 @@ async fn main() {
                 .boxed();
             while let Some(Ok(p)) = stream.next().await {
                 let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                let bound = p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some();
+                if bound && let Some(name) = p.metadata.name.clone() {
+                    BOUND
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_default()
+                        .entry(name)
+                        .or_insert_with(Instant::now);
+                }
                 if running && let Some(name) = p.metadata.name {
                     seen.lock()
                         .unwrap()
@@ -229,6 +251,7 @@ async fn main() {
     let warm: Vec<String> = (0..4).map(|i| format!("warm-{i}")).collect();
     start_pods(&api, &seen, &warm).await;
     delete_all(&api).await;
+    SCHEDULED.lock().unwrap().clear();
 
     let mut batched = vec![];
     for b in 0..BATCHES {
@@ -252,6 +275,8 @@ async fn main() {
     let mut all = batched;
     all.extend(sequential);
     report("all (budget p50 0.5 s, p99 1.5 s)", all);
+    let scheduled = std::mem::take(&mut *SCHEDULED.lock().unwrap());
+    report("of which create → bound", scheduled);
 
     let names: Vec<String> = (0..STEADY_PODS).map(|i| format!("steady-{i}")).collect();
     for chunk in names.chunks(BATCH) {

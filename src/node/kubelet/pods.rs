@@ -33,6 +33,8 @@ const RELIST: Duration = Duration::from_secs(1);
 const RETRY: Duration = Duration::from_secs(2);
 /// Upstream's default terminationGracePeriodSeconds.
 const DEFAULT_GRACE: i64 = 30;
+/// A sync slower than this is logged with where its time went.
+const SLOW_SYNC: Duration = Duration::from_millis(300);
 /// How often volume files are rewritten from their sources (upstream syncs about every minute).
 const VOLUME_REFRESH: Duration = Duration::from_secs(60);
 /// Retry delay after a volume could not be set up.
@@ -296,6 +298,7 @@ fn now_rfc3339() -> String {
 /// (None: when something changes).
 async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Duration>> {
     let p = spec::pod_ref(pod);
+    let began = std::time::Instant::now();
     let pod_spec = pod.spec.clone().unwrap_or_default();
     let restart_policy = pod_spec
         .restart_policy
@@ -395,6 +398,7 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
         let _ = write_volumes(ctx, state, pod).await;
     }
 
+    let sandbox_done = began.elapsed();
     // 2. The containers in it, newest instance first per name.
     let mut by_name: BTreeMap<String, Vec<Instance>> = BTreeMap::new();
     for c in ctx.cri.list_containers(&sandbox_id).await? {
@@ -534,6 +538,7 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
     }
     ctx.prober.retain(p.uid, &probed_ids);
 
+    let containers_done = began.elapsed();
     // 5. Status, written only when it changed.
     let view = PodView {
         host_ip: ctx.host_ip.clone(),
@@ -560,6 +565,17 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
                 });
             }
         }
+    }
+    let took = began.elapsed();
+    if took > SLOW_SYNC {
+        // As upstream's "SyncPod took long" warnings: where a slow start spent its time.
+        eprintln!(
+            "kubelet: pod {}/{} synced in {took:.2?} (sandbox {sandbox_done:.2?}, containers {:.2?}, status {:.2?})",
+            p.namespace,
+            p.name,
+            containers_done - sandbox_done,
+            took - containers_done
+        );
     }
     if volumes::has_file_volumes(pod) && !terminal {
         next = Some(next.map_or(VOLUME_REFRESH, |n| n.min(VOLUME_REFRESH)));
