@@ -293,4 +293,78 @@ fn deployments_roll_out_scale_update_and_undo_with_kubectl() {
     )
     .ok("revision after undo");
     assert_eq!(rev.stdout, "3");
+
+    // A Service over the Deployment: Endpoints and an EndpointSlice list the ready pods, and
+    // follow a scale-down.
+    kubectl(&kc, &["expose", "deployment", "web", "--port=80"]).ok("expose");
+    let pod_ips = |kc: &Path| {
+        let r = kubectl(
+            kc,
+            &[
+                "get",
+                "pods",
+                "-l",
+                "app=web",
+                "-o",
+                "jsonpath={.items[*].status.podIP}",
+            ],
+        )
+        .ok("pod IPs");
+        let mut ips: Vec<String> = r.stdout.split_whitespace().map(str::to_string).collect();
+        ips.sort();
+        ips
+    };
+    let sorted = |s: &str| {
+        let mut v: Vec<String> = s.split_whitespace().map(str::to_string).collect();
+        v.sort();
+        v
+    };
+    wait_for("Endpoints of 5 pods", Duration::from_secs(30), || {
+        let r = kubectl(
+            &kc,
+            &[
+                "get",
+                "endpoints",
+                "web",
+                "-o",
+                "jsonpath={.subsets[*].addresses[*].ip} {.subsets[0].ports[0].port}",
+            ],
+        );
+        let mut got = sorted(&r.stdout);
+        got.retain(|w| w != "80");
+        (r.stdout.contains(" 80") && got.len() == 5 && got == pod_ips(&kc)).then(String::new)
+    });
+    wait_for(
+        "an EndpointSlice of 5 ready pods",
+        Duration::from_secs(30),
+        || {
+            let r = kubectl(
+                &kc,
+                &[
+                    "get",
+                    "endpointslices",
+                    "-l",
+                    "kubernetes.io/service-name=web",
+                    "-o",
+                    "jsonpath={.items[*].endpoints[?(@.conditions.ready==true)].addresses[0]}",
+                ],
+            );
+            let got = sorted(&r.stdout);
+            (got.len() == 5 && got == pod_ips(&kc)).then(String::new)
+        },
+    );
+    kubectl(&kc, &["scale", "deployment/web", "--replicas=2"]).ok("scale down");
+    wait_for("Endpoints of 2 pods", Duration::from_secs(60), || {
+        let r = kubectl(
+            &kc,
+            &[
+                "get",
+                "endpoints",
+                "web",
+                "-o",
+                "jsonpath={.subsets[*].addresses[*].ip}",
+            ],
+        );
+        (sorted(&r.stdout).len() == 2).then(String::new)
+    });
 }

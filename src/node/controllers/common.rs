@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod, ServicePort};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
 };
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, PostParams};
 
 /// `selector` matches `labels`, with matchLabels and matchExpressions as
@@ -133,6 +134,53 @@ pub async fn record(
     if let Err(e) = api.create(&PostParams::default(), &ev).await {
         eprintln!("kube-controller-manager: could not record event {reason}: {e}");
     }
+}
+
+/// Upstream's `FindPort`: a Service port's targetPort as a number in `pod`, a name looked up
+/// among the containers' ports of the same protocol.
+pub fn find_port(pod: &Pod, port: &ServicePort) -> Option<i32> {
+    let protocol = port.protocol.as_deref().unwrap_or("TCP");
+    match port.target_port.as_ref() {
+        None => Some(port.port),
+        Some(IntOrString::Int(n)) => Some(*n),
+        Some(IntOrString::String(name)) => pod
+            .spec
+            .as_ref()?
+            .containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .find(|p| {
+                p.name.as_deref() == Some(name.as_str())
+                    && p.protocol.as_deref().unwrap_or("TCP") == protocol
+            })
+            .map(|p| p.container_port),
+    }
+}
+
+/// Upstream's `ShouldPodBeInEndpoints`: has an IP, is not finished (as its restart policy
+/// reads it), and is not terminating unless terminating pods are wanted.
+pub fn should_be_in_endpoints(pod: &Pod, include_terminating: bool) -> bool {
+    let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref());
+    if ip.is_none_or(str::is_empty) {
+        return false;
+    }
+    if !include_terminating && pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    match pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
+        Some("Never") => !matches!(phase, Some("Failed" | "Succeeded")),
+        Some("OnFailure") => phase != Some("Succeeded"),
+        _ => true,
+    }
+}
+
+/// The hostname a pod publishes in its Service's endpoints (`ShouldSetHostname`).
+pub fn endpoint_hostname(pod: &Pod, svc_name: &str, svc_ns: Option<&str>) -> Option<String> {
+    let spec = pod.spec.as_ref()?;
+    let hostname = spec.hostname.clone().filter(|h| !h.is_empty())?;
+    (spec.subdomain.as_deref() == Some(svc_name) && pod.metadata.namespace.as_deref() == svc_ns)
+        .then_some(hostname)
 }
 
 /// The reference an event about `meta` of `kind` carries.

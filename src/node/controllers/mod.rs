@@ -1,9 +1,11 @@
 //! kube-controller-manager: the control plane's reconcile loops (node IPAM, ReplicaSets,
-//! Deployments), active on one control plane at a time through a leader Lease; also publishes
-//! Flannel's ConfigMap.
+//! Deployments, Endpoints, EndpointSlices), active on one control plane at a time through a
+//! leader Lease; also publishes Flannel's ConfigMap.
 
 pub mod common;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod leader;
 pub mod nodeipam;
 pub mod replicaset;
@@ -158,6 +160,8 @@ pub async fn run() -> anyhow::Result<()> {
         _ = nodeipam::run(ctx) => Ok(()),
         _ = replicaset::run(client.clone()) => Ok(()),
         _ = deployment::run(client.clone()) => Ok(()),
+        _ = endpoints::run(client.clone()) => Ok(()),
+        _ = endpointslice::run(client.clone()) => Ok(()),
         e = renew => Err(e.into()),
     }
 }
