@@ -359,8 +359,20 @@ fn exercise(s: &ApiServer, kubectl: &Path, case: &Case, ns: &str, tag: &str) {
     }
 
     // describe and explain.
-    let described = run(&["describe", case.resource, &name]);
-    assert!(described.contains(&name), "{who}: {described}");
+    if case.resource == "endpointslices" && kubectl.ends_with("kubectl-1.20") {
+        // kubectl 1.20 describes EndpointSlices through discovery.k8s.io/v1beta1, which
+        // Kubernetes stopped serving in 1.25: a real cluster answers this same NotFound.
+        let args = with(&["describe", case.resource, &name]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(s, kubectl, &args);
+        assert!(
+            err.contains("the server could not find the requested resource"),
+            "{who}: {err}"
+        );
+    } else {
+        let described = run(&["describe", case.resource, &name]);
+        assert!(described.contains(&name), "{who}: {described}");
+    }
     let explained = ok(s, kubectl, &["explain", case.resource]);
     assert!(
         explained.contains("KIND:") && explained.contains(case.kind),
@@ -394,13 +406,20 @@ async fn every_resource_goes_through_what_kubectl_users_type() {
     let Some(s) = ApiServer::start().await else {
         return;
     };
-    for (i, kubectl) in kubectls().iter().enumerate() {
-        let ns = format!("conf{i}");
-        ok(&s, kubectl, &["create", "namespace", &ns]);
-        for case in cases() {
-            exercise(&s, kubectl, &case, &ns, &format!("k{i}"));
+    // Each kubectl in its own namespace and thread: the two runs never touch the same object.
+    let kubectls = kubectls();
+    std::thread::scope(|scope| {
+        for (i, kubectl) in kubectls.iter().enumerate() {
+            let s = &s;
+            scope.spawn(move || {
+                let ns = format!("conf{i}");
+                ok(s, kubectl, &["create", "namespace", &ns]);
+                for case in cases() {
+                    exercise(s, kubectl, &case, &ns, &format!("k{i}"));
+                }
+            });
         }
-    }
+    });
 }
 
 /// `kubectl get -w` prints the object, then a line per change, until stopped.
