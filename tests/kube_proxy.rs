@@ -1,5 +1,6 @@
 //! End-to-end: kube-proxy (iptables mode) on a real cluster: the `kubernetes` Service's rules on
-//! a node read exactly as upstream's, and a pod reaches the API server through its ClusterIP.
+//! a node read exactly as upstream's, a pod reaches the API server through its ClusterIP, and a
+//! Deployment's NodePort Service answers on its ClusterIP and on the node's port.
 
 mod common;
 
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<String>) -> String {
+fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = check() {
@@ -19,7 +20,7 @@ fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<Str
 }
 
 #[test]
-fn pods_reach_the_kubernetes_service_through_upstreams_iptables_chains() {
+fn cluster_ips_and_node_ports_reach_pods_through_upstreams_iptables_chains() {
     if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
         return;
     }
@@ -136,4 +137,117 @@ fn pods_reach_the_kubernetes_service_through_upstreams_iptables_chains() {
     .ok("curl the kubernetes Service from a pod")
     .stdout;
     assert!(version.contains("\"gitVersion\""), "{version}");
+
+    // A Deployment exposed as a NodePort Service: its ClusterIP from a pod and its NodePort
+    // from the host both reach the pods, and traffic is spread over both of them.
+    kubectl(
+        &kc,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=kindling/whoami",
+            "--replicas=2",
+        ],
+    )
+    .ok("create deployment");
+    kubectl(
+        &kc,
+        &[
+            "expose",
+            "deployment",
+            "web",
+            "--port=80",
+            "--type=NodePort",
+        ],
+    )
+    .ok("expose");
+    let (ip, node_port) = wait_for("the Service's endpoints", Duration::from_secs(90), || {
+        let eps = kubectl(
+            &kc,
+            &[
+                "get",
+                "endpoints",
+                "web",
+                "-o",
+                "jsonpath={.subsets[*].addresses[*].ip}",
+            ],
+        );
+        if eps.stdout.split_whitespace().count() != 2 {
+            return None;
+        }
+        let svc = kubectl(
+            &kc,
+            &[
+                "get",
+                "service",
+                "web",
+                "-o",
+                "jsonpath={.spec.clusterIP} {.spec.ports[0].nodePort}",
+            ],
+        );
+        let mut f = svc.stdout.split_whitespace();
+        Some((f.next()?.to_string(), f.next()?.to_string()))
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let start = Instant::now();
+    while seen.len() < 2 && start.elapsed() < Duration::from_secs(60) {
+        let r = kubectl(
+            &kc,
+            &[
+                "exec",
+                "client",
+                "--",
+                "curl",
+                "-s",
+                "-m",
+                "5",
+                &format!("http://{ip}/"),
+            ],
+        );
+        if let Some(host) = r.stdout.lines().find_map(|l| l.strip_prefix("Hostname: ")) {
+            seen.insert(host.to_string());
+        }
+    }
+    assert_eq!(seen.len(), 2, "the ClusterIP reached only {seen:?}");
+    let worker_ip = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        &worker,
+    ])
+    .ok("inspect")
+    .stdout
+    .trim()
+    .to_string();
+    let answer = wait_for(
+        "the NodePort from the host",
+        Duration::from_secs(30),
+        || {
+            let out = std::process::Command::new("curl")
+                .args(["-s", "-m", "5", &format!("http://{worker_ip}:{node_port}/")])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("Hostname: web-").then_some(text)
+        },
+    );
+    assert!(answer.contains("Hostname: web-"), "{answer}");
+    let nodeports = docker(&[
+        "exec",
+        &worker,
+        "iptables",
+        "-t",
+        "nat",
+        "-S",
+        "KUBE-NODEPORTS",
+    ])
+    .ok("iptables -S")
+    .stdout;
+    assert!(
+        nodeports.contains(&format!(
+            "-A KUBE-NODEPORTS -p tcp -m comment --comment \"default/web\" -m tcp --dport {node_port} -j KUBE-EXT-"
+        )),
+        "{nodeports}"
+    );
 }
