@@ -368,3 +368,153 @@ fn deployments_roll_out_scale_update_and_undo_with_kubectl() {
         (sorted(&r.stdout).len() == 2).then(String::new)
     });
 }
+
+const RECREATE: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app}
+spec:
+  replicas: 2
+  progressDeadlineSeconds: 10
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: app}}
+  template:
+    metadata: {labels: {app: app}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {name: whoami, image: kindling/whoami, imagePullPolicy: IfNotPresent}
+";
+
+#[test]
+fn recreate_pause_resume_restart_and_a_rollout_past_its_deadline_undone() {
+    if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
+        return;
+    }
+    let new = kubectl_path().unwrap();
+    let _turn = cluster_lock();
+    let name = "e2e-work2";
+    let (kc, _guard) = ClusterGuard::new(name);
+    create_cluster(
+        name,
+        &kc,
+        Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n"),
+    )
+    .ok("create");
+    let manifest = kc.with_file_name("app.yaml");
+    std::fs::write(&manifest, RECREATE).unwrap();
+    kubectl(&kc, &["apply", "-f", &manifest.to_string_lossy()]).ok("apply");
+    kubectl_with(
+        &new,
+        &kc,
+        &["rollout", "status", "deployment/app", "--timeout=120s"],
+    )
+    .ok("rollout status");
+    let rs_names = |kc: &Path| {
+        kubectl(
+            kc,
+            &[
+                "get",
+                "rs",
+                "-l",
+                "app=app",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+        )
+        .ok("get rs")
+        .stdout
+    };
+    let first = rs_names(&kc);
+
+    // Recreate: the old ReplicaSet is scaled to 0 before the new one is scaled up.
+    kubectl(&kc, &["rollout", "restart", "deployment/app"]).ok("restart");
+    kubectl_with(
+        &new,
+        &kc,
+        &["rollout", "status", "deployment/app", "--timeout=120s"],
+    )
+    .ok("rollout status after restart");
+    let events = kubectl(
+        &kc,
+        &[
+            "get",
+            "events",
+            "--sort-by=.metadata.creationTimestamp",
+            "--field-selector",
+            "involvedObject.kind=Deployment,involvedObject.name=app",
+            "-o",
+            "jsonpath={range .items[*]}{.message}{\"\\n\"}{end}",
+        ],
+    )
+    .ok("events")
+    .stdout;
+    let down = events
+        .find(&format!("Scaled down replica set {first} from 2 to 0"))
+        .unwrap_or_else(|| panic!("{events}"));
+    let up = events
+        .rfind("Scaled up replica set")
+        .unwrap_or_else(|| panic!("{events}"));
+    assert!(down < up, "{events}");
+
+    // Paused: a template change makes no ReplicaSet until resumed.
+    kubectl(&kc, &["rollout", "pause", "deployment/app"]).ok("pause");
+    let before = rs_names(&kc);
+    kubectl(
+        &kc,
+        &["set", "image", "deployment/app", "whoami=kindling/whoami:v9"],
+    )
+    .ok("set image");
+    wait_for("DeploymentPaused", Duration::from_secs(20), || {
+        let r = kubectl(
+            &kc,
+            &[
+                "get",
+                "deployment",
+                "app",
+                "-o",
+                "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
+            ],
+        );
+        (r.stdout == "DeploymentPaused")
+            .then_some(())
+            .map(|_| String::new())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(rs_names(&kc), before);
+
+    // Resumed: no node holds whoami:v9 and there is no registry (ImagePullBackOff), so the
+    // rollout passes its 10 s deadline and rollout status says so; undo brings the working
+    // template back.
+    kubectl(&kc, &["rollout", "resume", "deployment/app"]).ok("resume");
+    let stuck = kubectl_with(
+        &new,
+        &kc,
+        &["rollout", "status", "deployment/app", "--timeout=90s"],
+    );
+    assert_ne!(stuck.code, 0, "{}", stuck.stdout);
+    assert!(
+        stuck.stderr.contains("exceeded its progress deadline"),
+        "{}\n{}",
+        stuck.stdout,
+        stuck.stderr
+    );
+    let reason = kubectl(
+        &kc,
+        &[
+            "get",
+            "deployment",
+            "app",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
+        ],
+    )
+    .ok("reason");
+    assert_eq!(reason.stdout, "ProgressDeadlineExceeded");
+    kubectl(&kc, &["rollout", "undo", "deployment/app"]).ok("undo");
+    kubectl_with(
+        &new,
+        &kc,
+        &["rollout", "status", "deployment/app", "--timeout=120s"],
+    )
+    .ok("rollout status after undo");
+}
