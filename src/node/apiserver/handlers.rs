@@ -378,6 +378,7 @@ async fn resource(
                 if ctx.validation == strict::Mode::Warn {
                     ctx.warn(dups.iter().map(|d| strict::duplicate_warning(d)));
                 }
+                strict::check_types(rp.rt, &obj)?;
                 strict::check_object(rp.rt, &q, obj, &dups)
             };
             match verb {
@@ -1025,6 +1026,12 @@ impl Ctx {
         let updated = self
             .write(name, true, sub.is_none(), |current| {
                 let mut patched = patch::apply(kind, current, &p).map_err(invalid)?;
+                if !patched.is_object() {
+                    return Err(ApiError::bad_request(
+                        "the patched object is not a JSON object",
+                    ));
+                }
+                strict::check_types(rt, &patched)?;
                 // Identity fields are not the patch's to change.
                 patched["metadata"]["name"] = current["metadata"]["name"].clone();
                 patched["metadata"]["uid"] = current["metadata"]["uid"].clone();
@@ -1068,6 +1075,7 @@ impl Ctx {
             ));
         }
         self.check_kind(&applied)?;
+        strict::check_types(self.rt, &applied)?;
         let gv = self.rt.group_version();
         match applied["apiVersion"].as_str() {
             Some(v) if v != gv => {

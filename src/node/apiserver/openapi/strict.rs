@@ -244,6 +244,139 @@ fn walk(s: &Value, v: &Value, path: &str, out: &mut Vec<String>) {
     }
 }
 
+/// Where a value's JSON type is not the schema's, in upstream's words: the decoder's
+/// `json: cannot unmarshal number into Go struct field DeploymentSpec.spec.replicas of type int32`
+/// inside `Deployment in version "v1" cannot be handled as a Deployment: ...` (400).
+pub fn check_types(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let Some(s) = definition_for(rt) else {
+        return Ok(());
+    };
+    match type_error(s, obj, rt.kind, "") {
+        None => Ok(()),
+        Some(e) => Err(ApiError::bad_request(format!(
+            "{kind} in version \"{v}\" cannot be handled as a {kind}: {e}",
+            kind = rt.kind,
+            v = rt.version
+        ))),
+    }
+}
+
+/// The Go type a schema decodes into, as Go's errors print it (`v1.Container`, `[]string`).
+fn go_type(s: &Value) -> String {
+    if let Some(r) = s["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or_default();
+        let mut parts = name.rsplitn(3, '.');
+        let (ty, pkg) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        return format!("{pkg}.{ty}");
+    }
+    match (s["type"].as_str(), s["format"].as_str()) {
+        (Some("integer"), Some(f)) => f.to_string(),
+        (Some("integer"), None) => "int64".into(),
+        (Some("number"), _) => "float64".into(),
+        (Some("boolean"), _) => "bool".into(),
+        (Some("string"), Some("byte")) => "[]uint8".into(),
+        (Some("string"), _) => "string".into(),
+        (Some("array"), _) => format!("[]{}", go_type(&s["items"])),
+        (Some("object"), _) if s["additionalProperties"].is_object() => {
+            format!("map[string]{}", go_type(&s["additionalProperties"]))
+        }
+        _ => "interface {}".into(),
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The first mismatch of `v` against schema `s`; `owner` is the innermost struct's name and
+/// `path` the field path without indexes, as Go's decoder reports them.
+fn type_error(s: &Value, v: &Value, owner: &str, path: &str) -> Option<String> {
+    if v.is_null() {
+        return None;
+    }
+    let target = resolve(s);
+    let ref_name = s["$ref"]
+        .as_str()
+        .map(|r| r.rsplit('.').next().unwrap_or_default());
+    let fail = |what: String| {
+        Some(format!(
+            "json: cannot unmarshal {what} into Go struct field {owner}.{path} of type {}",
+            go_type(s)
+        ))
+    };
+    let kind = json_kind(v);
+    match ref_name {
+        // Decoded by their own code: Quantity takes numbers too, RawExtension anything.
+        Some("Quantity") if v.is_string() || v.is_number() => return None,
+        Some("RawExtension" | "FieldsV1" | "JSON") => return None,
+        _ => {}
+    }
+    match (target["type"].as_str(), target["format"].as_str()) {
+        (Some("string"), Some("int-or-string")) if v.is_string() || v.is_i64() => None,
+        (Some("string"), Some("int-or-string")) => fail(kind.to_string()),
+        (Some("string"), _) if !v.is_string() => fail(kind.to_string()),
+        (Some("boolean"), _) if !v.is_boolean() => fail(kind.to_string()),
+        (Some("integer"), f) => {
+            let fits = match (v.as_i64(), f) {
+                (Some(n), Some("int32")) => i32::try_from(n).is_ok(),
+                (Some(_), _) => true,
+                (None, _) => false,
+            };
+            match (fits, v) {
+                (true, _) => None,
+                (false, Value::Number(n)) => fail(format!("number {n}")),
+                (false, _) => fail(kind.to_string()),
+            }
+        }
+        (Some("array"), _) => match v.as_array() {
+            None => fail(kind.to_string()),
+            Some(items) => items
+                .iter()
+                .find_map(|x| type_error(&target["items"], x, owner, path)),
+        },
+        (Some("object"), _) | (None, _) => {
+            let Some(m) = v.as_object() else {
+                return if target["properties"].is_object() || target["type"] == "object" {
+                    fail(kind.to_string())
+                } else {
+                    None
+                };
+            };
+            let name = ref_name.unwrap_or(owner);
+            let join = |k: &str| {
+                if path.is_empty() {
+                    k.to_string()
+                } else {
+                    format!("{path}.{k}")
+                }
+            };
+            if let Some(props) = target["properties"].as_object() {
+                m.iter().find_map(|(k, x)| {
+                    props
+                        .get(k)
+                        .and_then(|sub| type_error(sub, x, name, &join(k)))
+                })
+            } else if let Some(sub) = target.get("additionalProperties").filter(|a| a.is_object()) {
+                m.iter()
+                    .find_map(|(k, x)| type_error(sub, x, name, &join(k)))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
 fn strict(q: &HashMap<String, String>) -> bool {
     Mode::parse(q) == Mode::Strict
 }
@@ -384,6 +517,35 @@ mod tests {
         assert_eq!(
             pod,
             json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}})
+        );
+    }
+
+    #[test]
+    fn wrong_json_types_are_refused_like_gos_decoder() {
+        let deploys = find("apps", "v1", "deployments").unwrap();
+        let e = check_types(deploys, &json!({"spec": {"replicas": "three"}})).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Deployment in version \"v1\" cannot be handled as a Deployment: json: cannot unmarshal string into Go struct field DeploymentSpec.spec.replicas of type int32"
+        );
+        let e = check_types(deploys, &json!({"spec": 7})).unwrap_err();
+        assert!(e.message.ends_with("json: cannot unmarshal number into Go struct field Deployment.spec of type v1.DeploymentSpec"), "{}", e.message);
+        let e = check_types(deploys, &json!({"spec": {"replicas": 4294967296u64}})).unwrap_err();
+        assert!(
+            e.message
+                .contains("cannot unmarshal number 4294967296 into")
+        );
+        let pods = find("", "v1", "pods").unwrap();
+        let ok = json!({"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c",
+            "resources": {"limits": {"cpu": 1, "memory": "1Gi"}}, "ports": [{"containerPort": 80}],
+            "livenessProbe": {"httpGet": {"port": "http"}}}]}});
+        assert!(check_types(pods, &ok).is_ok());
+        let e = check_types(pods, &json!({"spec": {"containers": [{"image": 5}]}})).unwrap_err();
+        assert!(
+            e.message
+                .ends_with("Go struct field Container.spec.containers.image of type string"),
+            "{}",
+            e.message
         );
     }
 
