@@ -1,6 +1,6 @@
 //! End-to-end: kube-proxy (iptables mode) on a real cluster: the `kubernetes` Service's rules on
 //! a node read exactly as upstream's, a pod reaches the API server through its ClusterIP, and a
-//! Deployment's NodePort Service answers on its ClusterIP and on the node's port.
+//! Deployment's Services answer on their ClusterIP, the node's port and a LoadBalancer address.
 
 mod common;
 
@@ -20,7 +20,7 @@ fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<
 }
 
 #[test]
-fn cluster_ips_and_node_ports_reach_pods_through_upstreams_iptables_chains() {
+fn services_reach_pods_by_cluster_ip_node_port_and_load_balancer_through_upstreams_chains() {
     if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
         return;
     }
@@ -250,4 +250,53 @@ fn cluster_ips_and_node_ports_reach_pods_through_upstreams_iptables_chains() {
         )),
         "{nodeports}"
     );
+
+    // A LoadBalancer Service gets an address on the nodes' Docker network, shown as
+    // EXTERNAL-IP, and the host reaches the pods there on the service's port.
+    kubectl(
+        &kc,
+        &[
+            "expose",
+            "deployment",
+            "web",
+            "--name=web-lb",
+            "--port=8080",
+            "--target-port=80",
+            "--type=LoadBalancer",
+        ],
+    )
+    .ok("expose as LoadBalancer");
+    let lb_ip = wait_for("an EXTERNAL-IP", Duration::from_secs(30), || {
+        let r = kubectl(
+            &kc,
+            &[
+                "get",
+                "service",
+                "web-lb",
+                "-o",
+                "jsonpath={.status.loadBalancer.ingress[0].ip}",
+            ],
+        );
+        (!r.stdout.is_empty()).then_some(r.stdout)
+    });
+    let row = kubectl(&kc, &["get", "service", "web-lb"])
+        .ok("get svc")
+        .stdout;
+    assert!(
+        row.contains(&lb_ip) && row.contains("LoadBalancer"),
+        "{row}"
+    );
+    let answer = wait_for(
+        "the LoadBalancer from the host",
+        Duration::from_secs(30),
+        || {
+            let out = std::process::Command::new("curl")
+                .args(["-s", "-m", "5", &format!("http://{lb_ip}:8080/")])
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.contains("Hostname: web-").then_some(text)
+        },
+    );
+    assert!(answer.contains("Hostname: web-"), "{answer}");
 }

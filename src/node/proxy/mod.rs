@@ -1,6 +1,7 @@
 //! kube-proxy in iptables mode: keeps every node's iptables in step with Services and their
 //! EndpointSlices, so ClusterIPs and NodePorts reach the ready endpoints.
 
+mod lb;
 pub mod rules;
 
 use std::time::Duration;
@@ -32,7 +33,7 @@ pub async fn run() -> anyhow::Result<()> {
     .map(|_| ())
     .boxed();
     let eps_events = watcher(
-        Api::<EndpointSlice>::all(client),
+        Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
@@ -49,8 +50,13 @@ pub async fn run() -> anyhow::Result<()> {
         }
     });
     let _ = tokio::join!(services.wait_until_ready(), slices.wait_until_ready());
+    // The first control plane stands in for a cloud's load balancer.
+    let hands_out_addresses = cfg.control_planes.first() == Some(&cfg.node_name);
     let mut last = String::new();
     loop {
+        if hands_out_addresses && let Err(e) = lb::reconcile(&client, &services.state()).await {
+            eprintln!("kube-proxy: load balancers: {e:#}");
+        }
         let ports = service_ports(&services.state(), &slices.state());
         match sync(&ports, &cfg.pod_subnet, &last).await {
             Ok(applied) => last = applied,
@@ -161,6 +167,15 @@ fn service_ports(
                 cluster_ip,
                 port: u16::try_from(p.port).unwrap_or_default(),
                 node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
+                lb_ips: svc
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.load_balancer.as_ref())
+                    .and_then(|lb| lb.ingress.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i.ip.as_deref()?.parse().ok())
+                    .collect(),
                 endpoints,
             });
         }

@@ -22,6 +22,8 @@ pub struct ServicePort {
     pub cluster_ip: Option<Ipv4Addr>,
     pub port: u16,
     pub node_port: Option<u16>,
+    /// Addresses from `status.loadBalancer.ingress`.
+    pub lb_ips: Vec<Ipv4Addr>,
     pub endpoints: Vec<Endpoint>,
 }
 
@@ -115,12 +117,20 @@ pub fn restore_payload(ports: &[ServicePort], cluster_cidr: &str, stale: &[Strin
             "-A {svc} ! -s {cluster_cidr} -d {ip}/32 -p {proto} -m comment --comment \"{id} cluster IP\" -m {proto} --dport {} -j KUBE-MARK-MASQ",
             sp.port
         ));
+        let ext = sp.ext_chain();
+        for lb in &sp.lb_ips {
+            nat.push(format!(
+                "-A KUBE-SERVICES -d {lb}/32 -p {proto} -m comment --comment \"{id} loadbalancer IP\" -m {proto} --dport {} -j {ext}",
+                sp.port
+            ));
+        }
         if let Some(np) = sp.node_port {
-            let ext = sp.ext_chain();
-            nat_chains.push(ext.clone());
             nat.push(format!(
                 "-A KUBE-NODEPORTS -p {proto} -m comment --comment \"{id}\" -m {proto} --dport {np} -j {ext}"
             ));
+        }
+        if sp.node_port.is_some() || !sp.lb_ips.is_empty() {
+            nat_chains.push(ext.clone());
             nat.push(format!(
                 "-A {ext} -m comment --comment \"masquerade traffic for {id} external destinations\" -j KUBE-MARK-MASQ"
             ));
@@ -264,6 +274,7 @@ mod tests {
             cluster_ip: Some("10.96.0.1".parse().unwrap()),
             port: 443,
             node_port: None,
+            lb_ips: Vec::new(),
             endpoints: endpoints
                 .iter()
                 .map(|(ip, p)| Endpoint {
@@ -329,6 +340,31 @@ mod tests {
             .rposition(|l| l.starts_with("-A KUBE-SERVICES"))
             .unwrap();
         assert!(lines[last].contains("KUBE-NODEPORTS"));
+    }
+
+    #[test]
+    fn load_balancer_ips_and_node_ports_go_through_the_external_chain() {
+        let mut sp = port("shop", "web", "", &[("10.244.1.5", 80)]);
+        sp.node_port = Some(30080);
+        sp.lb_ips = vec!["172.18.255.200".parse().unwrap()];
+        let ext = sp.ext_chain();
+        let svc = sp.svc_chain();
+        let text = restore_payload(&[sp], "10.244.0.0/16", &[]);
+        for want in [
+            format!(
+                "-A KUBE-SERVICES -d 172.18.255.200/32 -p tcp -m comment --comment \"shop/web loadbalancer IP\" -m tcp --dport 443 -j {ext}"
+            ),
+            format!(
+                "-A KUBE-NODEPORTS -p tcp -m comment --comment \"shop/web\" -m tcp --dport 30080 -j {ext}"
+            ),
+            format!(
+                "-A {ext} -m comment --comment \"masquerade traffic for shop/web external destinations\" -j KUBE-MARK-MASQ"
+            ),
+            format!("-A {ext} -j {svc}"),
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want}\n{text}");
+        }
+        assert_eq!(text.matches(&format!(":{ext} ")).count(), 1, "{text}");
     }
 
     #[test]
