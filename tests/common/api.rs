@@ -78,7 +78,34 @@ pub fn etcd_binary() -> Option<PathBuf> {
     require("etcd", found)
 }
 
-fn free_port() -> u16 {
+/// The real binary as kube-apiserver on `port`, with the certificates in `dir`; its output is
+/// appended to `dir/apiserver.{log,err}` so restarts keep the earlier runs' lines.
+fn spawn_apiserver(dir: &Path, etcd_url: &str, port: u16) -> Child {
+    let log = |name: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+            .unwrap()
+    };
+    Command::new(env!("CARGO_BIN_EXE_kindling"))
+        .arg0("kube-apiserver")
+        .args(["--etcd-servers", etcd_url, "--bind-address", "127.0.0.1"])
+        .args(["--secure-port", &port.to_string()])
+        .arg("--tls-cert-file")
+        .arg(dir.join("apiserver.crt"))
+        .arg("--tls-private-key-file")
+        .arg(dir.join("apiserver.key"))
+        .arg("--client-ca-file")
+        .arg(dir.join("ca.crt"))
+        .args(["--advertise-address", "127.0.0.1"])
+        .stdout(log("apiserver.log"))
+        .stderr(log("apiserver.err"))
+        .spawn()
+        .expect("kube-apiserver starts")
+}
+
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -161,24 +188,10 @@ impl ApiServer {
             std::fs::write(&p, text).unwrap();
             p
         };
-        let ca_file = write("ca.crt", &ca.pair.cert_pem);
-        let cert_file = write("apiserver.crt", &serving.cert_pem);
-        let key_file = write("apiserver.key", &serving.key_pem);
-        let apiserver = Command::new(env!("CARGO_BIN_EXE_kindling"))
-            .arg0("kube-apiserver")
-            .args(["--etcd-servers", &etcd_url, "--bind-address", "127.0.0.1"])
-            .args(["--secure-port", &port.to_string()])
-            .arg("--tls-cert-file")
-            .arg(&cert_file)
-            .arg("--tls-private-key-file")
-            .arg(&key_file)
-            .arg("--client-ca-file")
-            .arg(&ca_file)
-            .args(["--advertise-address", "127.0.0.1"])
-            .stdout(log("apiserver.log"))
-            .stderr(log("apiserver.err"))
-            .spawn()
-            .expect("kube-apiserver starts");
+        write("ca.crt", &ca.pair.cert_pem);
+        write("apiserver.crt", &serving.cert_pem);
+        write("apiserver.key", &serving.key_pem);
+        let apiserver = spawn_apiserver(&dir, &etcd_url, port);
         let kubeconfig = dir.join("kubeconfig");
         let server = ApiServer {
             port,
@@ -193,6 +206,22 @@ impl ApiServer {
         std::fs::write(&kubeconfig, server.kubeconfig_for(&admin)).unwrap();
         server.wait_ready().await;
         Some(server)
+    }
+
+    /// Stop the API server; etcd keeps running (to test clients across a restart).
+    pub fn stop_apiserver(&mut self) {
+        let _ = self.apiserver.kill();
+        let _ = self.apiserver.wait();
+    }
+
+    /// Start the API server again on `port` (its old one or another) and wait until it is
+    /// ready; `url()` and new clients then use that port.
+    pub async fn start_apiserver_on(&mut self, port: u16) {
+        self.stop_apiserver();
+        self.port = port;
+        self.apiserver = spawn_apiserver(&self.dir, &self.etcd_url, port);
+        std::fs::write(&self.kubeconfig, self.kubeconfig_for(&self.admin)).unwrap();
+        self.wait_ready().await;
     }
 
     pub fn url(&self) -> String {
