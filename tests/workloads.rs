@@ -353,6 +353,50 @@ fn deployments_roll_out_scale_update_and_undo_with_kubectl() {
             (got.len() == 5 && got == pod_ips(&kc)).then(String::new)
         },
     );
+    // A pod relabelled out of the selector leaves the Service and its ReplicaSet, which
+    // replaces it; the Endpoints follow.
+    let moved = web_pods(&kc)[0].0.clone();
+    let moved_ip = kubectl(
+        &kc,
+        &["get", "pod", &moved, "-o", "jsonpath={.status.podIP}"],
+    )
+    .ok("pod IP")
+    .stdout;
+    kubectl(&kc, &["label", "pod", &moved, "app=debug", "--overwrite"]).ok("relabel");
+    wait_for(
+        "Endpoints without the relabelled pod",
+        Duration::from_secs(60),
+        || {
+            let r = kubectl(
+                &kc,
+                &[
+                    "get",
+                    "endpoints",
+                    "web",
+                    "-o",
+                    "jsonpath={.subsets[*].addresses[*].ip}",
+                ],
+            );
+            let got = sorted(&r.stdout);
+            (got.len() == 5 && !got.contains(&moved_ip) && got == pod_ips(&kc)).then(String::new)
+        },
+    );
+    let owners = kubectl(
+        &kc,
+        &[
+            "get",
+            "pod",
+            &moved,
+            "-o",
+            "jsonpath={.metadata.ownerReferences}",
+        ],
+    )
+    .ok("released pod");
+    assert!(
+        !owners.stdout.contains("ReplicaSet"),
+        "a released pod keeps no controller: {}",
+        owners.stdout
+    );
     kubectl(&kc, &["scale", "deployment/web", "--replicas=2"]).ok("scale down");
     wait_for("Endpoints of 2 pods", Duration::from_secs(60), || {
         let r = kubectl(
@@ -461,7 +505,12 @@ fn recreate_pause_resume_restart_and_a_rollout_past_its_deadline_undone() {
     let before = rs_names(&kc);
     kubectl(
         &kc,
-        &["set", "image", "deployment/app", "whoami=kindling/whoami:v9"],
+        &[
+            "set",
+            "image",
+            "deployment/app",
+            "whoami=kindling/whoami:v9",
+        ],
     )
     .ok("set image");
     wait_for("DeploymentPaused", Duration::from_secs(20), || {

@@ -1,8 +1,8 @@
 //! The Endpoints controller: for each Service with a selector, an Endpoints object of the same
 //! name listing ready pods in `addresses` and the others in `notReadyAddresses`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -213,6 +213,38 @@ pub fn services_selecting(store: &Store<Service>, pod: &Pod) -> Vec<ObjectRef<Se
         .collect()
 }
 
+/// Maps pod changes to Services: those selecting the pod now and those that selected it at
+/// its last change, since a watch event carries only the new labels and a relabelled pod
+/// (`kubectl label pod x app-`) must leave the Services it left.
+pub fn pod_mapper(
+    store: Store<Service>,
+) -> impl Fn(Pod) -> Vec<ObjectRef<Service>> + Send + Sync + 'static {
+    let last: Mutex<HashMap<String, Vec<ObjectRef<Service>>>> = Mutex::default();
+    move |pod: Pod| {
+        let now = services_selecting(&store, &pod);
+        let key = pod.metadata.uid.clone().unwrap_or_default();
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let before = if now.is_empty() {
+            last.remove(&key)
+        } else {
+            last.insert(key, now.clone())
+        };
+        // A watch event cannot tell a deleted pod from a changed one, so entries of deleted
+        // pods linger; starting over now and then bounds that at the cost of one missed wake.
+        if last.len() > MAPPER_MEMORY {
+            last.clear();
+        }
+        let mut all = now;
+        all.extend(before.into_iter().flatten());
+        all.sort_by_key(|r| r.to_string());
+        all.dedup();
+        all
+    }
+}
+
+/// How many pods' last Services [`pod_mapper`] remembers.
+const MAPPER_MEMORY: usize = 20_000;
+
 /// A deleted Service's Endpoints go with it (they carry no owner reference, as upstream's).
 async fn delete_with_services(client: kube::Client) {
     let services = Api::<Service>::all(client.clone());
@@ -251,7 +283,7 @@ pub async fn run(client: kube::Client) {
         .watches(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default(),
-            move |pod: Pod| services_selecting(&store, &pod),
+            pod_mapper(store),
         )
         .watches(
             Api::<Endpoints>::all(client.clone()),
@@ -353,6 +385,18 @@ pub mod tests {
             .find(|s| s.ports.as_ref().unwrap().len() == 1)
             .unwrap();
         assert_eq!(only_metrics.addresses.as_ref().unwrap()[0].ip, "10.244.1.3");
+    }
+
+    #[test]
+    fn a_relabelled_pod_still_wakes_the_service_it_left() {
+        let (reader, mut writer) = kube::runtime::reflector::store::<Service>();
+        writer.apply_watcher_event(&watcher::Event::Apply(svc(json!({}))));
+        let map = pod_mapper(reader);
+        let mut p = pod("a", "10.244.1.2", true, "web");
+        assert_eq!(map(p.clone()).len(), 1);
+        p.metadata.labels = Some(BTreeMap::from([("app".into(), "debug".into())]));
+        assert_eq!(map(p.clone()).len(), 1, "the Service it left");
+        assert!(map(p).is_empty(), "and only once");
     }
 
     #[test]

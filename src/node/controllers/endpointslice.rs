@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 
-use super::endpoints::{pod_ref, published_labels, selector_query, services_selecting};
+use super::endpoints::{pod_mapper, pod_ref, published_labels, selector_query};
 use super::{Error, Result, common};
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -224,7 +224,7 @@ pub async fn run(client: kube::Client) {
         .watches(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default(),
-            move |pod: Pod| services_selecting(&store, &pod),
+            pod_mapper(store),
         )
         .owns(
             Api::<EndpointSlice>::all(client),
