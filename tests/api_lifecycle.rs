@@ -216,6 +216,23 @@ async fn updates_to_immutable_fields_are_refused_with_upstreams_messages() {
             err.contains(&format!("The Deployment \"{d}\" is invalid: spec.selector: Invalid value: v1.LabelSelector{{MatchLabels:map[string]string{{\"app\":\"other\"}}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}: field is immutable")),
             "{err}"
         );
+        // A selector changed alone is also no longer the template's: both are reported.
+        let err = fails(
+            &s,
+            kubectl,
+            &[
+                "patch",
+                "deployment",
+                &d,
+                "-p",
+                r#"{"spec":{"selector":{"matchLabels":{"app":"alone"}}}}"#,
+            ],
+        );
+        assert!(
+            err.contains("`selector` does not match template `labels`"),
+            "{err}"
+        );
+        assert!(err.contains("field is immutable"), "{err}");
         ok(&s, kubectl, &["scale", "deployment", &d, "--replicas=3"]);
 
         let j = format!("j-{i}");

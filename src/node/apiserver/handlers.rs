@@ -912,8 +912,13 @@ impl Ctx {
                         warnings = self.prune(&mut new);
                         fold_string_data(rt, &mut new);
                         super::defaults::apply(rt, &mut new, false);
-                        super::spec_validation::validate(rt, &new)?;
-                        new = super::immutable::check_update(rt, &cur, new)?;
+                        // Upstream reports invalid and immutable fields together.
+                        let invalid = super::spec_validation::validate(rt, &new).err();
+                        new = match (invalid, super::immutable::check_update(rt, &cur, new)) {
+                            (Some(a), Err(b)) => return Err(a.with_causes_of(b)),
+                            (Some(a), Ok(_)) => return Err(a),
+                            (None, r) => r?,
+                        };
                     }
                     if let Some(used) = &used {
                         explicit = services::prepare_update(

@@ -112,6 +112,40 @@ impl ApiError {
         .with(d)
     }
 
+    /// A 422 with `other`'s causes added to this one's, as one aggregate like upstream's.
+    pub fn with_causes_of(mut self, other: ApiError) -> Self {
+        let causes = |e: &ApiError| {
+            e.details
+                .as_ref()
+                .and_then(|d| d["causes"].as_array().cloned())
+                .unwrap_or_default()
+        };
+        let mut all = causes(&self);
+        all.extend(causes(&other));
+        let Some((subject, _)) = self.message.split_once(" is invalid: ") else {
+            return self;
+        };
+        let summary: Vec<String> = all
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c["field"].as_str().unwrap_or_default(),
+                    c["message"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        let summary = match summary.len() {
+            1 => summary[0].clone(),
+            _ => format!("[{}]", summary.join(", ")),
+        };
+        self.message = format!("{subject} is invalid: {summary}");
+        if let Some(d) = self.details.as_mut() {
+            d["causes"] = json!(all);
+        }
+        self
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
@@ -202,6 +236,38 @@ mod tests {
         let s = ApiError::not_found(find("coordination.k8s.io", "v1", "leases").unwrap(), "l")
             .to_status();
         assert_eq!(s["message"], "leases.coordination.k8s.io \"l\" not found");
+    }
+
+    #[test]
+    fn invalid_errors_combine_their_causes() {
+        let rt = find("apps", "v1", "deployments").unwrap();
+        let a = ApiError::invalid(
+            rt,
+            "d",
+            vec![(
+                "FieldValueInvalid",
+                "spec.a".into(),
+                "Invalid value: 1: x".into(),
+            )],
+        );
+        let b = ApiError::invalid(
+            rt,
+            "d",
+            vec![(
+                "FieldValueInvalid",
+                "spec.b".into(),
+                "Invalid value: 2: field is immutable".into(),
+            )],
+        );
+        let c = a.with_causes_of(b);
+        assert_eq!(
+            c.message,
+            "Deployment.apps \"d\" is invalid: [spec.a: Invalid value: 1: x, spec.b: Invalid value: 2: field is immutable]"
+        );
+        assert_eq!(
+            c.to_status()["details"]["causes"].as_array().unwrap().len(),
+            2
+        );
     }
 
     #[test]
