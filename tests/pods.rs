@@ -836,7 +836,20 @@ fn mirror_pods_show_the_nodes_components_and_come_back_when_deleted() {
 
     // Deleted, it comes back (a new object) and keeps running: the component never stopped.
     let old_uid = etcd["metadata"]["uid"].as_str().unwrap().to_string();
-    kubectl(&kc, &["delete", "pod", "-n", "kube-system", &wanted[0]]).ok("delete mirror pod");
+    // --wait=false: kubectl's wait for the old UID to vanish sometimes misses the DELETED event
+    // when the replacement comes within milliseconds (an API server watch issue, not the test's).
+    kubectl(
+        &kc,
+        &[
+            "delete",
+            "pod",
+            "-n",
+            "kube-system",
+            &wanted[0],
+            "--wait=false",
+        ],
+    )
+    .ok("delete mirror pod");
     let start = Instant::now();
     loop {
         let r = kubectl(
