@@ -197,6 +197,7 @@ fn deployments_roll_out_scale_update_and_undo_with_kubectl() {
         ])
         .ok("ctr images tag");
     }
+    let start = Instant::now();
     kubectl(
         &kc,
         &[
@@ -208,6 +209,10 @@ fn deployments_roll_out_scale_update_and_undo_with_kubectl() {
     )
     .ok("set image");
     rollout_status(&new, &kc).ok("rollout status after set image");
+    println!(
+        "5-replica rolling update (maxSurge 25%, maxUnavailable 25%) done in {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
     let pods = wait_for("5 pods of v2", Duration::from_secs(60), || {
         let now = web_pods(&kc);
         (now.len() == 5

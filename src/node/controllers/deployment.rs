@@ -242,6 +242,74 @@ fn set_condition(
     conds.push(c);
 }
 
+/// An active ReplicaSet as proportional scaling sees it.
+pub struct ActiveSet {
+    pub replicas: i32,
+    /// `deployment.kubernetes.io/max-replicas`: the Deployment's size (plus surge) when this
+    /// ReplicaSet was last scaled.
+    pub max_annotation: Option<i32>,
+    pub created: Option<jiff::Timestamp>,
+}
+
+/// Upstream's proportional scaling (`scale` with `GetProportion`): a new replica count in
+/// mid-rollout is shared among the active ReplicaSets by their size, larger first (newer
+/// first on ties when growing, older when shrinking), leftovers to the first. Returns the
+/// new sizes in the order given.
+pub fn proportional(
+    sets: &[ActiveSet],
+    replicas: i32,
+    max_surge: i32,
+    status_replicas: i32,
+) -> Vec<i32> {
+    let total: i32 = sets.iter().map(|s| s.replicas).sum();
+    let allowed = if replicas > 0 {
+        replicas + max_surge
+    } else {
+        0
+    };
+    let to_add = allowed - total;
+    let mut order: Vec<usize> = (0..sets.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (x, y) = (&sets[a], &sets[b]);
+        let by_age = if to_add > 0 {
+            y.created.cmp(&x.created)
+        } else {
+            x.created.cmp(&y.created)
+        };
+        y.replicas.cmp(&x.replicas).then(by_age)
+    });
+    let mut sizes: Vec<i32> = sets.iter().map(|s| s.replicas).collect();
+    if to_add == 0 {
+        return sizes;
+    }
+    let mut added = 0;
+    for &i in &order {
+        let s = &sets[i];
+        if s.replicas == 0 || added == to_add {
+            continue;
+        }
+        let fraction = if replicas == 0 {
+            -s.replicas
+        } else {
+            let annotated = s.max_annotation.unwrap_or(status_replicas).max(1);
+            ((f64::from(s.replicas) * f64::from(allowed)) / f64::from(annotated)).round() as i32
+                - s.replicas
+        };
+        let left = to_add - added;
+        let p = if to_add > 0 {
+            fraction.min(left)
+        } else {
+            fraction.max(left)
+        };
+        sizes[i] += p;
+        added += p;
+    }
+    if let Some(&first) = order.first() {
+        sizes[first] = (sizes[first] + to_add - added).max(0);
+    }
+    sizes
+}
+
 /// One sync of one Deployment: its ReplicaSets, the new one (matching the template) apart.
 struct Rollout {
     client: kube::Client,
@@ -590,19 +658,53 @@ impl Rollout {
             .collect();
         match active.as_slice() {
             [one] => self.scale(*one, want).await,
-            [] => match self.new.is_some() {
-                true => self.scale(Which::New, want).await,
-                false => Ok(false),
+            // None active: the newest ReplicaSet takes the whole count (`FindActiveOrLatest`).
+            [] => match (&self.new, self.old.len()) {
+                (Some(_), _) => self.scale(Which::New, want).await,
+                (None, 0) => Ok(false),
+                (None, n) => self.scale(Which::Old(n - 1), want).await,
             },
             _ => {
-                let saturated = self
-                    .new
-                    .as_ref()
-                    .is_some_and(|n| rs_replicas(n) == want && rs_status(n).2 == want);
+                let saturated = self.new.as_ref().is_some_and(|n| {
+                    rs_replicas(n) == want
+                        && rs_status(n).2 == want
+                        && n.metadata
+                            .annotations
+                            .as_ref()
+                            .and_then(|a| a.get(DESIRED_REPLICAS))
+                            == Some(&want.to_string())
+                });
                 let mut scaled = false;
                 if saturated {
                     for i in 0..self.old.len() {
                         scaled |= self.scale(Which::Old(i), 0).await?;
+                    }
+                } else if !is_recreate(&self.d) {
+                    let sets: Vec<ActiveSet> = active
+                        .iter()
+                        .map(|w| {
+                            let rs = match w {
+                                Which::New => self.new.as_ref(),
+                                Which::Old(i) => self.old.get(*i),
+                            }
+                            .expect("active sets exist");
+                            ActiveSet {
+                                replicas: rs_replicas(rs),
+                                max_annotation: rs
+                                    .metadata
+                                    .annotations
+                                    .as_ref()
+                                    .and_then(|a| a.get(MAX_REPLICAS))
+                                    .and_then(|v| v.parse().ok()),
+                                created: rs.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                            }
+                        })
+                        .collect();
+                    let status_replicas =
+                        self.d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+                    let sizes = proportional(&sets, want, fenceposts(&self.d).0, status_replicas);
+                    for (w, to) in active.iter().zip(sizes) {
+                        scaled |= self.scale(*w, to).await?;
                     }
                 }
                 Ok(scaled)
@@ -945,7 +1047,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<super::replicaset::Ctx>) -> Resu
             .and_then(|a| a.get(DESIRED_REPLICAS))
             != Some(&want.to_string())
     });
-    if scaling_event && r.new.is_some() {
+    if scaling_event {
         r.sync_new(false).await?;
         if r.scale_only().await? {
             r.sync_status(false).await?;
@@ -1083,6 +1185,32 @@ mod tests {
             &with_hash,
             &template("kindling/toolbox")
         ));
+    }
+
+    #[test]
+    fn a_scale_in_mid_rollout_is_shared_by_size_with_leftovers_to_the_largest() {
+        let t = |s: &str| Some(s.parse::<jiff::Timestamp>().unwrap());
+        // 10 replicas (maxSurge 3) mid-rollout: old 8, new 5, both sized when max was 13.
+        let sets = [
+            ActiveSet {
+                replicas: 8,
+                max_annotation: Some(13),
+                created: t("2025-01-01T00:00:00Z"),
+            },
+            ActiveSet {
+                replicas: 5,
+                max_annotation: Some(13),
+                created: t("2025-01-01T01:00:00Z"),
+            },
+        ];
+        // Scaled to 20 (maxSurge 5): 25 allowed, 12 more, shared 8:5.
+        assert_eq!(proportional(&sets, 20, 5, 13), [15, 10]);
+        // Scaled to 5 (maxSurge 2): 7 allowed, 6 fewer.
+        let down = proportional(&sets, 5, 2, 13);
+        assert_eq!(down.iter().sum::<i32>(), 7);
+        assert!(down[0] >= down[1], "{down:?}");
+        // To zero: everything goes.
+        assert_eq!(proportional(&sets, 0, 0, 13), [0, 0]);
     }
 
     #[test]
