@@ -110,14 +110,15 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
         program: bin("flanneld"),
         args: vec![],
     });
-    v.push(Component {
-        name: "kubelet",
-        program: bin("kubelet"),
-        args: vec![],
-    });
+    // Services work as soon as pods do.
     v.push(Component {
         name: "kube-proxy",
         program: bin("kube-proxy"),
+        args: vec![],
+    });
+    v.push(Component {
+        name: "kubelet",
+        program: bin("kubelet"),
         args: vec![],
     });
     v
@@ -389,6 +390,7 @@ mod tests {
                 "kube-controller-manager",
                 "kube-scheduler",
                 "flanneld",
+                "kube-proxy",
                 "kubelet"
             ]
         );
@@ -400,7 +402,7 @@ mod tests {
             .iter()
             .map(|c| c.name)
             .collect();
-        assert_eq!(names, ["containerd", "flanneld", "kubelet"]);
+        assert_eq!(names, ["containerd", "flanneld", "kube-proxy", "kubelet"]);
     }
 
     #[test]

@@ -12,8 +12,8 @@ mod probe;
 mod server;
 mod spec;
 mod status;
-mod volumes;
 mod stream;
+mod volumes;
 
 use std::time::Duration;
 
