@@ -4,6 +4,7 @@ pub mod apiserver;
 pub mod config;
 pub mod controllers;
 pub mod flannel;
+pub mod insecure_tls;
 pub mod kubelet;
 pub mod net;
 pub mod proxy;

@@ -2,18 +2,12 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, StreamBody};
 use hyper::Response;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio_rustls::rustls::{
-    self, DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    pki_types::{CertificateDer, ServerName, UnixTime},
-};
 
 use super::handlers::{Body, State, map_storage};
 use super::resources;
@@ -28,54 +22,6 @@ const PASSED_ON: &[&str] = &[
     "sinceSeconds",
     "limitBytes",
 ];
-
-/// Accepts whatever certificate the kubelet shows. GAP: kubeadm's default too (no
-/// `--kubelet-certificate-authority`), since kubelets serve self-signed certificates; the
-/// handshake signature is still checked so the peer holds its key.
-#[derive(Debug)]
-struct AnyKubelet(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyKubelet {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 fn container_names(pod: &Value, field: &str) -> Vec<String> {
     pod["spec"][field]
@@ -225,8 +171,6 @@ pub(super) enum FetchError {
     Connect(std::io::Error),
     #[error("dial tcp: i/o timeout")]
     Timeout,
-    #[error("tls: {0}")]
-    Tls(#[from] rustls::Error),
     #[error("{0}")]
     Http(#[from] hyper::Error),
     #[error("{0}")]
@@ -238,12 +182,6 @@ pub(super) enum FetchError {
 pub(super) async fn connect(
     ip: &str,
 ) -> Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>, FetchError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyKubelet(provider)))
-        .with_no_client_auth();
     let addr = format!("{ip}:{}", crate::consts::KUBELET_PORT);
     let tcp = tokio::time::timeout(
         Duration::from_secs(5),
@@ -252,10 +190,9 @@ pub(super) async fn connect(
     .await
     .map_err(|_| FetchError::Timeout)?
     .map_err(FetchError::Connect)?;
-    let server_name = ServerName::try_from(ip.to_string())
-        .map_err(|e| FetchError::Tls(rustls::Error::General(e.to_string())))?;
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(server_name, tcp)
+    // Kubelets serve self-signed certificates (kubeadm's default has no
+    // `--kubelet-certificate-authority` either).
+    crate::node::insecure_tls::connect(ip, tcp)
         .await
         .map_err(FetchError::Connect)
 }
