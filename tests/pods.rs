@@ -810,13 +810,20 @@ fn mirror_pods_show_the_nodes_components_and_come_back_when_deleted() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let flannel = kubectl(&kc, &["get", "pods", "-n", "kube-flannel", "--no-headers"])
-        .ok("flannel pods")
-        .stdout;
-    assert!(
-        flannel.starts_with(&format!("kube-flannel-{node} ")) && flannel.contains("Running"),
-        "{flannel}"
-    );
+    // flannel's mirror pod lives in kube-flannel, which the controller-manager creates with
+    // the flannel ConfigMap: it may come a moment after the kube-system ones.
+    let start = Instant::now();
+    loop {
+        let flannel = kubectl(&kc, &["get", "pods", "-n", "kube-flannel", "--no-headers"]).stdout;
+        if flannel.starts_with(&format!("kube-flannel-{node} ")) && flannel.contains("Running") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "kube-flannel pods:\n{flannel}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     let get = |pod: &str| -> Value {
         let r = kubectl(&kc, &["get", "pod", "-n", "kube-system", pod, "-o", "json"]);
