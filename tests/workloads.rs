@@ -302,20 +302,18 @@ fn deployments_roll_out_scale_update_and_undo_with_kubectl() {
     // A Service over the Deployment: Endpoints and an EndpointSlice list the ready pods, and
     // follow a scale-down.
     kubectl(&kc, &["expose", "deployment", "web", "--port=80"]).ok("expose");
+    // The IPs of the Service's pods that are not on their way out (terminating pods leave
+    // the Endpoints at once but keep their IP through their grace period).
     let pod_ips = |kc: &Path| {
-        let r = kubectl(
-            kc,
-            &[
-                "get",
-                "pods",
-                "-l",
-                "app=web",
-                "-o",
-                "jsonpath={.items[*].status.podIP}",
-            ],
-        )
-        .ok("pod IPs");
-        let mut ips: Vec<String> = r.stdout.split_whitespace().map(str::to_string).collect();
+        let r = kubectl(kc, &["get", "pods", "-l", "app=web", "-o", "json"]).ok("pod IPs");
+        let list: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let mut ips: Vec<String> = list["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .filter_map(|p| p["status"]["podIP"].as_str().map(str::to_string))
+            .collect();
         ips.sort();
         ips
     };
