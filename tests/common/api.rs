@@ -112,6 +112,53 @@ pub fn free_port() -> u16 {
         .expect("a free local port")
 }
 
+/// Starts etcd on fresh ports and waits until it listens. Ports picked by binding port 0 can
+/// be taken by a parallel test before etcd binds them; then etcd exits and is started again on
+/// other ports.
+fn spawn_etcd(etcd_bin: &Path, dir: &Path) -> (Child, String) {
+    for _ in 0..5 {
+        let (client_port, peer_port) = (free_port(), free_port());
+        let etcd_url = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
+        let _ = std::fs::remove_dir_all(dir.join("etcd"));
+        let mut etcd = Command::new(etcd_bin)
+            .args(["--name", "default", "--data-dir"])
+            .arg(dir.join("etcd"))
+            .args([
+                "--listen-client-urls",
+                &etcd_url,
+                "--advertise-client-urls",
+                &etcd_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(log("etcd.log"))
+            .stderr(log("etcd.err"))
+            .spawn()
+            .expect("etcd starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", client_port)).is_ok() {
+                return (etcd, etcd_url);
+            }
+            if etcd.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = etcd.kill();
+        let _ = etcd.wait();
+    }
+    let err = std::fs::read_to_string(dir.join("etcd.err")).unwrap_or_default();
+    panic!("etcd did not start after 5 tries; its log:\n{err}");
+}
+
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// A running etcd + kube-apiserver pair, stopped and cleaned up on drop.
@@ -147,30 +194,8 @@ impl ApiServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let (client_port, peer_port, port) = (free_port(), free_port(), free_port());
-        let etcd_url = format!("http://127.0.0.1:{client_port}");
-        let peer = format!("http://127.0.0.1:{peer_port}");
-        let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
-        let etcd = Command::new(etcd_bin)
-            .args(["--name", "default", "--data-dir"])
-            .arg(dir.join("etcd"))
-            .args([
-                "--listen-client-urls",
-                &etcd_url,
-                "--advertise-client-urls",
-                &etcd_url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("default={peer}")])
-            .stdout(log("etcd.log"))
-            .stderr(log("etcd.err"))
-            .spawn()
-            .expect("etcd starts");
+        let port = free_port();
+        let (etcd, etcd_url) = spawn_etcd(&etcd_bin, &dir);
 
         let ca = Ca::generate("test").unwrap();
         let serving = ca
