@@ -579,12 +579,21 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
         "the control plane kept its IP; the test proves nothing"
     );
     let nodes = wait_all_ready(&kc, 2, Duration::from_secs(90));
-    let wide = kubectl(&kc, &["get", "node", &cp, "-o", "wide", "--no-headers"]).ok("wide");
-    assert!(
-        wide.stdout.contains(&after),
-        "InternalIP not updated:\n{}\n{nodes}",
-        wide.stdout
-    );
+    // Ready may still be the status written before the restart: wait for the kubelet's next
+    // status, which carries the new address.
+    let start = std::time::Instant::now();
+    loop {
+        let wide = kubectl(&kc, &["get", "node", &cp, "-o", "wide", "--no-headers"]).ok("wide");
+        if wide.stdout.contains(&after) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "InternalIP not updated:\n{}\n{nodes}",
+            wide.stdout
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]
