@@ -526,19 +526,7 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
     .ok("create");
     let cp = format!("{name}-control-plane");
     let worker = format!("{name}-worker");
-    let ip_of = |c: &str| {
-        docker(&[
-            "inspect",
-            "--format",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            c,
-        ])
-        .ok("inspect ip")
-        .stdout
-        .trim()
-        .to_string()
-    };
-    let before = ip_of(&cp);
+    let before = container_ip(&cp);
     docker(&["stop", "-t", "5", &cp, &worker]).ok("stop nodes");
     // Other containers take addresses until one holds the control plane's old one (networks
     // without a configured subnet refuse `--ip`, and Docker hands addresses out in its own order).
@@ -562,7 +550,7 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
             "300",
         ])
         .ok("start placeholder");
-        let got = ip_of(&thief);
+        let got = container_ip(&thief);
         thieves.push(thief);
         if got == before {
             break;
@@ -570,7 +558,7 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
     }
     docker(&["start", &worker]).ok("start worker");
     docker(&["start", &cp]).ok("start control plane");
-    let after = ip_of(&cp);
+    let after = container_ip(&cp);
     let mut rm = vec!["rm", "-f"];
     rm.extend(thieves.iter().map(String::as_str));
     let _ = docker(&rm);

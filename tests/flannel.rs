@@ -42,19 +42,6 @@ fn sh(node: &str, script: &str) -> Run {
     docker(&["exec", node, "sh", "-c", script])
 }
 
-fn node_ip(node: &str) -> String {
-    docker(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        node,
-    ])
-    .ok("docker inspect")
-    .stdout
-    .trim()
-    .to_string()
-}
-
 /// Node name → podCIDR, once every node has one.
 fn wait_pod_cidrs(kubeconfig: &std::path::Path, want: usize) -> BTreeMap<String, String> {
     let start = Instant::now();
@@ -86,7 +73,7 @@ fn wait_pod_cidrs(kubeconfig: &std::path::Path, want: usize) -> BTreeMap<String,
 }
 
 /// Wait until `script` on `node` succeeds, returning its output.
-fn wait_for(node: &str, script: &str, what: &str) -> String {
+fn wait_on_node(node: &str, script: &str, what: &str) -> String {
     let start = Instant::now();
     let mut last = String::new();
     while start.elapsed() < Duration::from_secs(60) {
@@ -180,7 +167,7 @@ fn vxlan_cluster_matches_upstream_flannel_and_pods_talk_across_nodes() {
     let (c_cp, c_w1, c_w2) = (&cidrs[&cp], &cidrs[&w1], &cidrs[&w2]);
 
     // flanneld has routes to both other nodes.
-    let routes = wait_for(
+    let routes = wait_on_node(
         &w1,
         &format!("ip route | grep -q '{c_cp} via' && ip route | grep -q '{c_w2} via' && ip route"),
         "routes to the other nodes",
@@ -194,7 +181,7 @@ fn vxlan_cluster_matches_upstream_flannel_and_pods_talk_across_nodes() {
     // Upstream: vxlan id 1, local = node IP, dev eth0, dstport 8472, nolearning, MTU 1450.
     let link = sh(&w1, "ip -d link show flannel.1").ok("ip -d link").stdout;
     assert!(link.contains("mtu 1450"), "{link}");
-    let want = format!("vxlan id 1 local {} dev eth0 ", node_ip(&w1));
+    let want = format!("vxlan id 1 local {} dev eth0 ", container_ip(&w1));
     assert!(link.contains(&want), "missing {want:?} in\n{link}");
     assert!(link.contains("dstport 8472 nolearning"), "{link}");
     let addr = sh(&w1, "ip -4 addr show dev flannel.1")
@@ -223,7 +210,7 @@ fn vxlan_cluster_matches_upstream_flannel_and_pods_talk_across_nodes() {
     let ann: BTreeMap<String, String> = serde_json::from_str(&ann).unwrap();
     assert_eq!(ann["flannel.alpha.coreos.com/kube-subnet-manager"], "true");
     assert_eq!(ann["flannel.alpha.coreos.com/backend-type"], "vxlan");
-    assert_eq!(ann["flannel.alpha.coreos.com/public-ip"], node_ip(&w2));
+    assert_eq!(ann["flannel.alpha.coreos.com/public-ip"], container_ip(&w2));
     assert_eq!(
         ann["flannel.alpha.coreos.com/backend-data"],
         format!(r#"{{"VNI":1,"VtepMAC":"{}"}}"#, macs[&w2])
@@ -235,7 +222,7 @@ fn vxlan_cluster_matches_upstream_flannel_and_pods_talk_across_nodes() {
         .stdout;
     assert_eq!(fdb.lines().count(), 2, "{fdb}");
     for n in [&cp, &w2] {
-        let want = format!("{} dst {} self permanent", macs[n], node_ip(n));
+        let want = format!("{} dst {} self permanent", macs[n], container_ip(n));
         assert!(fdb.contains(&want), "missing {want:?} in\n{fdb}");
     }
     // Upstream: `<remote .0> lladdr <VtepMAC> PERMANENT`.
@@ -451,8 +438,8 @@ fn host_gw_cluster_routes_each_subnet_via_its_node() {
     let started = Instant::now();
     let (cp, w, cidrs) = small_cluster(&name, &kubeconfig, "hostGw");
     // Upstream host-gw: `<remote subnet> via <remote node IP> dev eth0`, no tunnel device.
-    let want = format!("{} via {} dev eth0", cidrs[&cp], node_ip(&cp));
-    wait_for(
+    let want = format!("{} via {} dev eth0", cidrs[&cp], container_ip(&cp));
+    wait_on_node(
         &w,
         &format!("ip route | grep -q '{want}'"),
         "the host-gw route",
@@ -479,12 +466,12 @@ fn host_gw_cluster_routes_each_subnet_via_its_node() {
     .ok("kubectl get node")
     .stdout;
     assert_eq!(ann, "host-gw");
-    wait_for(
+    wait_on_node(
         &cp,
         &format!(
             "ip route | grep -q '{} via {} dev eth0'",
             cidrs[&w],
-            node_ip(&w)
+            container_ip(&w)
         ),
         "the host-gw route back",
     );
@@ -507,7 +494,7 @@ fn udp_cluster_tunnels_pod_traffic_through_flannel0() {
     let (kubeconfig, _guard) = ClusterGuard::new(&name);
     let started = Instant::now();
     let (cp, w, _cidrs) = small_cluster(&name, &kubeconfig, "udp");
-    wait_for(&w, "test -s /run/flannel/subnet.env", "subnet.env");
+    wait_on_node(&w, "test -s /run/flannel/subnet.env", "subnet.env");
     // Upstream udp: TUN flannel0, MTU 1500 - 28, one route for the whole network.
     let link = sh(&w, "ip -d link show flannel0")
         .ok("ip link flannel0")
@@ -519,7 +506,7 @@ fn udp_cluster_tunnels_pod_traffic_through_flannel0() {
         .ok("subnet.env")
         .stdout;
     assert!(env.contains("FLANNEL_MTU=1472\n"), "{env}");
-    wait_for(&cp, "test -s /run/flannel/subnet.env", "subnet.env");
+    wait_on_node(&cp, "test -s /run/flannel/subnet.env", "subnet.env");
     let ip_w = netns_with_pod_ip(&w, "ku1");
     let _ = netns_with_pod_ip(&cp, "ku2");
     let seen = ping_while_capturing(&cp, "ku2", &ip_w, &w, "udp port 8285");

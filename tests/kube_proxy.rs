@@ -8,17 +8,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 #[test]
 fn services_reach_pods_by_cluster_ip_node_port_and_load_balancer_through_upstreams_chains() {
     if !docker_available() || !require("kubectl", kubectl_path().is_some()) {
@@ -34,16 +23,7 @@ fn services_reach_pods_by_cluster_ip_node_port_and_load_balancer_through_upstrea
     )
     .ok("create");
     let worker = format!("{name}-worker");
-    let cp_ip = docker(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &format!("{name}-control-plane"),
-    ])
-    .ok("inspect")
-    .stdout
-    .trim()
-    .to_string();
+    let cp_ip = container_ip(&format!("{name}-control-plane"));
 
     // Upstream's chain names (base32 of sha256 of "default/kubernetes:https" + "tcp") and rules.
     let services = wait_for("kube-proxy's rules", Duration::from_secs(60), || {
@@ -210,16 +190,7 @@ fn services_reach_pods_by_cluster_ip_node_port_and_load_balancer_through_upstrea
         }
     }
     assert_eq!(seen.len(), 2, "the ClusterIP reached only {seen:?}");
-    let worker_ip = docker(&[
-        "inspect",
-        "-f",
-        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-        &worker,
-    ])
-    .ok("inspect")
-    .stdout
-    .trim()
-    .to_string();
+    let worker_ip = container_ip(&worker);
     let answer = wait_for(
         "the NodePort from the host",
         Duration::from_secs(30),

@@ -13,17 +13,6 @@ fn kubectl_with(bin: &Path, kc: &Path, args: &[&str]) -> Run {
     run(Command::new(bin).arg("--kubeconfig").arg(kc).args(args))
 }
 
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<String>) -> String {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
-
 /// `name phase node image` for each pod labelled app=web that is scheduled and not being
 /// deleted (those lines have a fifth field, the deletionTimestamp).
 fn web_pods(kc: &Path) -> Vec<(String, String, String, String)> {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Clusters are heavy on a 2-core machine: tests that create them take turns.
 static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
@@ -162,4 +163,30 @@ pub fn node_containers(cluster: &str) -> Vec<String> {
     .lines()
     .map(str::to_string)
     .collect()
+}
+
+/// Polls `check` every 300 ms until it yields a value, or fails naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A container's address on its Docker network (a node's InternalIP).
+pub fn container_ip(container: &str) -> String {
+    docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        container,
+    ])
+    .ok("docker inspect")
+    .stdout
+    .trim()
+    .to_string()
 }

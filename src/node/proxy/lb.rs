@@ -45,7 +45,8 @@ fn is_load_balancer(svc: &Service) -> bool {
     svc.spec.as_ref().and_then(|s| s.type_.as_deref()) == Some("LoadBalancer")
 }
 
-fn ingress_ips(svc: &Service) -> Vec<Ipv4Addr> {
+/// The addresses in `status.loadBalancer.ingress`.
+pub(super) fn ingress_ips(svc: &Service) -> Vec<Ipv4Addr> {
     svc.status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())

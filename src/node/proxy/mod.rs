@@ -167,15 +167,7 @@ fn service_ports(
                 cluster_ip,
                 port: u16::try_from(p.port).unwrap_or_default(),
                 node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
-                lb_ips: svc
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.load_balancer.as_ref())
-                    .and_then(|lb| lb.ingress.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|i| i.ip.as_deref()?.parse().ok())
-                    .collect(),
+                lb_ips: lb::ingress_ips(svc),
                 endpoints,
             });
         }
