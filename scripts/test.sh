@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x target/tools/kubectl ] || scripts/fetch-kubectl.sh
 cargo fmt --all -- --check
-cargo clippy --release --all-targets -- -D warnings
-cargo test --release -- --test-threads=2
+cargo clippy --release --workspace --all-targets -- -D warnings
+cargo test --release --workspace -- --test-threads=2

@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
         "flanneld" => rt.block_on(kindling::node::flannel::run()),
         "kube-scheduler" => rt.block_on(kindling::node::scheduler::run()),
         "kube-proxy" => rt.block_on(kindling::node::proxy::run()),
+        "coredns" => rt.block_on(kindling::node::dns::run()),
         _ => rt.block_on(cli::run(cli::Cli::parse())),
     };
     match result {

@@ -518,12 +518,7 @@ fn a_cluster_comes_back_ready_when_docker_hands_out_new_ips() {
     let _turn = cluster_lock();
     let name = "e2e-newip";
     let (kc, _guard) = ClusterGuard::new(name);
-    create_cluster(
-        name,
-        &kc,
-        Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n"),
-    )
-    .ok("create");
+    create_cluster(name, &kc, Some(TWO_NODES)).ok("create");
     let cp = format!("{name}-control-plane");
     let worker = format!("{name}-worker");
     let before = container_ip(&cp);

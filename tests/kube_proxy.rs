@@ -16,12 +16,7 @@ fn services_reach_pods_by_cluster_ip_node_port_and_load_balancer_through_upstrea
     let _turn = cluster_lock();
     let name = "e2e-proxy";
     let (kc, _guard) = ClusterGuard::new(name);
-    create_cluster(
-        name,
-        &kc,
-        Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n"),
-    )
-    .ok("create");
+    create_cluster(name, &kc, Some(TWO_NODES)).ok("create");
     let worker = format!("{name}-worker");
     let cp_ip = container_ip(&format!("{name}-control-plane"));
 
@@ -36,15 +31,19 @@ fn services_reach_pods_by_cluster_ip_node_port_and_load_balancer_through_upstrea
             "-S",
             "KUBE-SERVICES",
         ]);
-        r.stdout
-            .contains("KUBE-SVC-NPX46M4PTMTKRN6Y")
-            .then_some(r.stdout)
+        (r.stdout.contains("KUBE-SVC-NPX46M4PTMTKRN6Y")
+            && r.stdout.contains("KUBE-SVC-JD5MR3NA4I4DYORP"))
+        .then_some(r.stdout)
     });
     assert_eq!(
         services.lines().collect::<Vec<_>>(),
         [
             "-N KUBE-SERVICES",
             "-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment \"default/kubernetes:https cluster IP\" -m tcp --dport 443 -j KUBE-SVC-NPX46M4PTMTKRN6Y",
+            // The kube-dns Service's chains, named as on every kubeadm cluster.
+            "-A KUBE-SERVICES -d 10.96.0.10/32 -p udp -m comment --comment \"kube-system/kube-dns:dns cluster IP\" -m udp --dport 53 -j KUBE-SVC-TCOU7JCQXEZGVUNU",
+            "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment \"kube-system/kube-dns:dns-tcp cluster IP\" -m tcp --dport 53 -j KUBE-SVC-ERIFXISQEP7F7OF4",
+            "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment \"kube-system/kube-dns:metrics cluster IP\" -m tcp --dport 9153 -j KUBE-SVC-JD5MR3NA4I4DYORP",
             "-A KUBE-SERVICES -m comment --comment \"kubernetes service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS",
         ]
     );

@@ -57,12 +57,7 @@ fn kubectl_logs_tail_timestamps_previous_and_follow() {
     let _turn = cluster_lock();
     let name = "e2e-logs";
     let (kc, _guard) = ClusterGuard::new(name);
-    create_cluster(
-        name,
-        &kc,
-        Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n"),
-    )
-    .ok("create");
+    create_cluster(name, &kc, Some(TWO_NODES)).ok("create");
     let manifest = kc.with_file_name("pods.yaml");
     std::fs::write(&manifest, MANIFEST).unwrap();
     kubectl(&kc, &["apply", "-f", &manifest.to_string_lossy()]).ok("apply");

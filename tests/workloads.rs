@@ -410,7 +410,9 @@ kind: Deployment
 metadata: {name: app}
 spec:
   replicas: 2
-  progressDeadlineSeconds: 10
+  # Generous until the test lowers it for the stuck rollout: a busy machine must not make the
+  # working rollouts miss it.
+  progressDeadlineSeconds: 600
   strategy: {type: Recreate}
   selector: {matchLabels: {app: app}}
   template:
@@ -505,8 +507,9 @@ fn recreate_pause_resume_restart_and_a_rollout_past_its_deadline_undone() {
         ],
     )
     .ok("set image");
-    wait_for("DeploymentPaused", Duration::from_secs(20), || {
-        let r = kubectl(
+    // The Progressing condition's reason, and a new progress deadline.
+    let progressing = || {
+        kubectl(
             &kc,
             &[
                 "get",
@@ -515,10 +518,14 @@ fn recreate_pause_resume_restart_and_a_rollout_past_its_deadline_undone() {
                 "-o",
                 "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
             ],
-        );
-        (r.stdout == "DeploymentPaused")
-            .then_some(())
-            .map(|_| String::new())
+        )
+    };
+    let deadline = |seconds: u32| {
+        let patch = format!("{{\"spec\":{{\"progressDeadlineSeconds\":{seconds}}}}}");
+        kubectl(&kc, &["patch", "deployment", "app", "-p", &patch]).ok("a new progress deadline");
+    };
+    wait_for("DeploymentPaused", Duration::from_secs(20), || {
+        (progressing().stdout == "DeploymentPaused").then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(rs_names(&kc), before);
@@ -526,6 +533,7 @@ fn recreate_pause_resume_restart_and_a_rollout_past_its_deadline_undone() {
     // Resumed: no node holds whoami:v9 and there is no registry (ImagePullBackOff), so the
     // rollout passes its 10 s deadline and rollout status says so; undo brings the working
     // template back.
+    deadline(10);
     kubectl(&kc, &["rollout", "resume", "deployment/app"]).ok("resume");
     let stuck = kubectl_with(
         &new,
@@ -539,19 +547,16 @@ fn recreate_pause_resume_restart_and_a_rollout_past_its_deadline_undone() {
         stuck.stdout,
         stuck.stderr
     );
-    let reason = kubectl(
-        &kc,
-        &[
-            "get",
-            "deployment",
-            "app",
-            "-o",
-            "jsonpath={.status.conditions[?(@.type==\"Progressing\")].reason}",
-        ],
-    )
-    .ok("reason");
+    let reason = progressing().ok("reason");
     assert_eq!(reason.stdout, "ProgressDeadlineExceeded");
+    deadline(600);
     kubectl(&kc, &["rollout", "undo", "deployment/app"]).ok("undo");
+    // As upstream, the old ProgressDeadlineExceeded stays until the rollout makes progress;
+    // `rollout status` read before that reports the old deadline, so wait for progress first.
+    wait_for("progress after undo", Duration::from_secs(60), || {
+        let r = progressing();
+        (r.code == 0 && r.stdout != "ProgressDeadlineExceeded").then_some(())
+    });
     kubectl_with(
         &new,
         &kc,

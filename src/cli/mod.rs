@@ -1,6 +1,10 @@
 //! The command line: one file per subcommand, each a clap args struct beside a thin handler.
 
+mod book;
 mod build_node_image;
+mod class;
+mod class_grade;
+mod class_report;
 mod completion;
 mod create_cluster;
 mod delete_cluster;
@@ -10,6 +14,19 @@ mod export_logs;
 mod get_clusters;
 mod get_kubeconfig;
 mod get_nodes;
+mod grade;
+mod lab;
+mod lab_answer;
+mod lab_check;
+mod lab_hint;
+mod lab_lint;
+mod lab_list;
+mod lab_reset;
+mod lab_shell;
+mod lab_solve;
+mod lab_start;
+mod lab_status;
+mod learn;
 mod load_docker_image;
 mod load_image_archive;
 mod node_init;
@@ -58,10 +75,21 @@ pub enum Command {
     /// Build images Kindling needs.
     #[command(subcommand)]
     Build(BuildCommand),
+    /// Guided labs: do real docker and kubectl tasks, get each step checked.
+    Lab(lab::Args),
+    /// The labs in a terminal UI: steps, hints, checks as you go and the live cluster.
+    Learn(learn::Args),
+    /// Read the course book in your browser, offline.
+    Book(book::Args),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion(completion::Args),
     /// Print the version of kindling and of the Kubernetes API it serves.
     Version(version::Args),
+    /// Grade a lab on live state: points per check with evidence, signed with the class key.
+    Grade(grade::Args),
+    /// For teachers: grade a class's clusters, or turn a folder of results into a report.
+    #[command(subcommand)]
+    Class(class::ClassCommand),
     /// Commands that run inside a node container.
     #[command(subcommand, hide = true)]
     Node(NodeCommand),
@@ -183,8 +211,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(LoadCommand::DockerImage(a)) => load_docker_image::run(a, progress).await,
         Command::Load(LoadCommand::ImageArchive(a)) => load_image_archive::run(a, progress).await,
         Command::Build(BuildCommand::NodeImage(a)) => build_node_image::run(a, progress).await,
+        Command::Lab(a) => lab::run(a, progress).await,
+        Command::Learn(a) => learn::run(a).await,
+        Command::Book(a) => book::run(a).await,
         Command::Completion(a) => completion::run(a),
         Command::Version(a) => version::run(a),
+        Command::Grade(a) => grade::run(a).await,
+        Command::Class(c) => class::run(c).await,
         Command::Node(NodeCommand::Init) => node_init::run().await,
     }
 }

@@ -182,15 +182,12 @@ impl Cluster {
     /// Decode `text` (named `file` in errors) strictly, default it, and validate it.
     pub fn parse(file: &str, text: &str) -> Result<Self> {
         let mut cluster: Cluster = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
+            let (line, column, message) = crate::yaml::locate(&e);
             Error::Decode {
                 file: file.to_string(),
                 line,
                 column,
-                message: first_line(&e.to_string()),
+                message,
             }
         })?;
         cluster.apply_defaults();
@@ -363,20 +360,9 @@ impl Cluster {
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or_default().trim().to_string()
-}
-
 /// Cluster names become parts of container and host names, so they follow DNS label rules.
 pub fn validate_cluster_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 50
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-');
-    if ok {
+    if name.len() <= 50 && crate::node::apiserver::validation::is_dns1123_label(name) {
         Ok(())
     } else {
         Err(format!(

@@ -62,6 +62,15 @@ pub enum Error {
         waited: Duration,
         detail: String,
     },
+    #[error(
+        "cluster DNS at {ip} did not answer within {waited:?} ({detail}); see `kindling export logs --name {cluster}` (coredns.log), or retry with a longer --wait"
+    )]
+    DnsNotReady {
+        cluster: String,
+        ip: String,
+        waited: Duration,
+        detail: String,
+    },
 }
 
 impl From<bollard::errors::Error> for Error {
@@ -374,6 +383,7 @@ async fn create_steps(
             .iter()
             .map(|n| docker::upload(docker, &n.name, bundle_tar.clone())),
     );
+    let waiting_since = Instant::now();
     let step = (!opts.wait.is_zero()).then(|| {
         progress.step(format!(
             "Waiting ≤ {}s for {} node(s) to be Ready",
@@ -394,6 +404,15 @@ async fn create_steps(
     }
     ready?;
     if let Some(step) = step {
+        step.done();
+    }
+    // The budget counts a cluster as up when its DNS answers, as kind's users time it.
+    let first_cp = planned.iter().find(|n| n.role == Role::ControlPlane);
+    let service_subnet = cfg.networking.service_subnet.clone().unwrap_or_default();
+    if let (false, Some(cp)) = (opts.wait.is_zero(), first_cp) {
+        let left = opts.wait.saturating_sub(waiting_since.elapsed());
+        let step = progress.step("Waiting for cluster DNS to answer");
+        wait_dns(docker, cluster, &cp.name, &service_subnet, left).await?;
         step.done();
     }
     Ok(Created {
@@ -615,6 +634,49 @@ fn pick_port(address: &str, port: u16, what: &str) -> Result<u16> {
             what: what.into(),
         }),
     }
+}
+
+/// Ask the cluster DNS, through its Service address from inside `node`, for the `kubernetes`
+/// Service until it answers with that Service's address (kube-proxy, the Endpoints and the
+/// server itself all in place).
+pub async fn wait_dns(
+    docker: &Docker,
+    cluster: &str,
+    node: &str,
+    service_subnet: &str,
+    timeout: Duration,
+) -> Result<()> {
+    let (Some(dns), Some(want)) = (
+        crate::node::dns::service_ip(service_subnet),
+        crate::node::net::first_service_ip(service_subnet),
+    ) else {
+        return Ok(());
+    };
+    // At least a few seconds, even when the nodes took most of --wait.
+    let secs = timeout.as_secs().max(5);
+    // dig waits at least a second for a lost query (one sent before kube-proxy's rule exists
+    // goes nowhere), so a new one starts every 100 ms and the first right answer ends the wait.
+    let script = format!(
+        "end=$(( $(date +%s) + {secs} )); ok=/run/kindling-dns-answered; rm -f $ok; \
+         while [ $(date +%s) -lt $end ]; do \
+           (dig +short +time=1 +tries=1 @{dns} kubernetes.default.svc.cluster.local \
+             | grep -qx {want} && touch $ok) >/dev/null 2>&1 & \
+           sleep 0.1; [ -e $ok ] && exit 0; \
+         done; exit 1"
+    );
+    let (code, out) = docker::exec(docker, node, &["sh", "-c", &script]).await?;
+    if code == 0 {
+        return Ok(());
+    }
+    Err(Error::DnsNotReady {
+        cluster: cluster.into(),
+        ip: dns.to_string(),
+        waited: Duration::from_secs(secs),
+        detail: match out.trim() {
+            "" => "no answer".into(),
+            o => o.lines().last().unwrap_or_default().to_string(),
+        },
+    })
 }
 
 /// Poll the API server until `want` Nodes report Ready.

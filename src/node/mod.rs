@@ -3,6 +3,7 @@
 pub mod apiserver;
 pub mod config;
 pub mod controllers;
+pub mod dns;
 pub mod flannel;
 pub mod insecure_tls;
 pub mod kubelet;

@@ -93,6 +93,14 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
             program: bin("kube-apiserver"),
             args,
         });
+        // Cluster DNS runs in the node's network namespace, where Docker's resolver
+        // (127.0.0.11) answers the names it forwards. Early in the list, so that its mirror
+        // pod, and with it the kube-dns endpoints, come first.
+        v.push(Component {
+            name: "coredns",
+            program: bin("coredns"),
+            args: vec![],
+        });
         v.push(Component {
             name: "kube-controller-manager",
             program: bin("kube-controller-manager"),
@@ -387,6 +395,7 @@ mod tests {
                 "containerd",
                 "etcd",
                 "kube-apiserver",
+                "coredns",
                 "kube-controller-manager",
                 "kube-scheduler",
                 "flanneld",

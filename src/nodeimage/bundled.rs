@@ -24,6 +24,7 @@ pub const BUNDLED: &[(&str, &str)] = &[
     ("kindling/pause:3.10", "pause"),
     ("kindling/toolbox:latest", "toolbox"),
     ("kindling/whoami:latest", "whoami"),
+    ("kindling/registry:latest", "registry"),
 ];
 
 /// Where the host puts the bundle in a node; `kindling node init` imports it into containerd.

@@ -7,6 +7,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// A kind config for one control plane and one worker, the shape most end-to-end tests use.
+pub const TWO_NODES: &str = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n";
+
 /// Clusters are heavy on a 2-core machine: tests that create them take turns.
 static CLUSTER_LOCK: Mutex<()> = Mutex::new(());
 

@@ -206,7 +206,8 @@ fn pod_admission(spec: &mut Value) {
         });
         if !tolerated {
             tolerations.push(json!({
-                "key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300
+                "key": key, "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": crate::consts::DEFAULT_TOLERATION_SECONDS
             }));
         }
     }

@@ -116,6 +116,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::spawn(bootstrap(
         state.clone(),
         service_ip,
+        crate::node::dns::service_ip(&args.service_cluster_ip_range),
         args.advertise_address,
         args.secure_port,
     ));
@@ -160,10 +161,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 /// Create what every cluster has: the system namespaces and the `kubernetes` Service,
 /// retrying until etcd answers. Existing objects are left alone.
-async fn bootstrap(state: Arc<State>, service_ip: Ipv4Addr, advertise: Option<IpAddr>, port: u16) {
+async fn bootstrap(
+    state: Arc<State>,
+    service_ip: Ipv4Addr,
+    dns_ip: Option<Ipv4Addr>,
+    advertise: Option<IpAddr>,
+    port: u16,
+) {
     let mut delay = Duration::from_millis(100);
     loop {
-        match ensure_defaults(&state.store, service_ip, advertise, port).await {
+        match ensure_defaults(&state.store, service_ip, dns_ip, advertise, port).await {
             Ok(()) => {
                 state.bootstrapped.store(true, Ordering::SeqCst);
                 return;
@@ -204,6 +211,7 @@ async fn ensure(
 async fn ensure_defaults(
     store: &Store,
     service_ip: Ipv4Addr,
+    dns_ip: Option<Ipv4Addr>,
     advertise: Option<IpAddr>,
     port: u16,
 ) -> Result<(), storage::Error> {
@@ -212,6 +220,12 @@ async fn ensure_defaults(
     }
     let svc = services::kubernetes_service(service_ip, port);
     ensure(store, "", "services", Some("default"), "kubernetes", svc).await?;
+    // kubeadm's DNS addon: the Service in front of the cluster DNS, at the tenth address.
+    if let Some(ip) = dns_ip {
+        let svc = crate::node::dns::kube_dns_service(ip);
+        let (ns, name) = (crate::node::dns::NAMESPACE, crate::node::dns::SERVICE_NAME);
+        ensure(store, "", "services", Some(ns), name, svc).await?;
+    }
     if let Some(ip) = advertise {
         let eps = services::kubernetes_endpoints(ip, port);
         reconcile(store, "", "endpoints", "kubernetes", eps, "subsets").await?;

@@ -823,7 +823,12 @@ pub fn cells(p: Printer, o: &Value, now: jiff::Timestamp) -> Vec<Value> {
                 name,
                 json!(spec["schedule"].as_str().unwrap_or_default()),
                 json!(str_or(&spec["timeZone"], "<none>")),
-                json!(spec["suspend"].as_bool().unwrap_or(false)),
+                // Upstream's `printBoolPtr`: "True"/"False", "<unset>" when absent.
+                json!(match spec["suspend"].as_bool() {
+                    Some(true) => "True",
+                    Some(false) => "False",
+                    None => "<unset>",
+                }),
                 json!(arr(&status["active"]).len()),
                 json!(last),
                 created,

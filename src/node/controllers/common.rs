@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod, ServicePort};
+use k8s_openapi::api::core::v1::{
+    Event, EventSource, ObjectReference, Pod, ServicePort, Taint, Toleration,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
 };
@@ -61,6 +63,12 @@ pub fn controller_ref(api_version: &str, kind: &str, meta: &ObjectMeta) -> Owner
 pub fn is_active(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     pod.metadata.deletion_timestamp.is_none() && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// Not Succeeded or Failed (it may be being deleted).
+pub fn is_active_phase(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 /// When the pod's Ready condition turned True, if it is True.
@@ -183,6 +191,69 @@ pub fn endpoint_hostname(pod: &Pod, svc_name: &str, svc_ns: Option<&str>) -> Opt
         .then_some(hostname)
 }
 
+/// `selector` as a label-selector query string, so lists ask the API server for just the
+/// pods a controller can own (`a=b,c in (d,e),!f`).
+pub fn selector_query(selector: &LabelSelector) -> String {
+    let mut parts: Vec<String> = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in selector.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            _ => format!("!{}", e.key),
+        });
+    }
+    parts.join(",")
+}
+
+/// Now, rounded to the second as upstream's metav1.Time serializes it.
+pub fn now_time() -> Time {
+    let now = jiff::Timestamp::now();
+    Time(now.round(jiff::Unit::Second).unwrap_or(now))
+}
+
+/// `t` as a metav1.Time, rounded to the second.
+pub fn now_time_at(t: jiff::Timestamp) -> Time {
+    Time(t.round(jiff::Unit::Second).unwrap_or(t))
+}
+
+/// Upstream's `ToleratesTaint`: key (or an empty key with Exists), effect (or any) and value
+/// (unless Exists) all match.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    let effect_ok = t
+        .effect
+        .as_deref()
+        .is_none_or(|e| e.is_empty() || e == taint.effect);
+    let key_ok = match t.key.as_deref() {
+        None | Some("") => t.operator.as_deref() == Some("Exists"),
+        Some(k) => k == taint.key,
+    };
+    let value_ok = match t.operator.as_deref() {
+        Some("Exists") => true,
+        _ => t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or(""),
+    };
+    effect_ok && key_ok && value_ok
+}
+
+/// The message of an API error, as controllers quote it in events.
+pub fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// 404 and 409 are the normal outcomes of racing another writer (or the garbage collector).
+pub fn gone_or_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
+}
+
 /// The reference an event about `meta` of `kind` carries.
 pub fn reference(api_version: &str, kind: &str, meta: &ObjectMeta) -> ObjectReference {
     ObjectReference {
@@ -194,6 +265,22 @@ pub fn reference(api_version: &str, kind: &str, meta: &ObjectMeta) -> ObjectRefe
         resource_version: meta.resource_version.clone(),
         ..Default::default()
     }
+}
+
+/// Logs a failed reconcile of the `what` that `meta` names and tries it again after `after`:
+/// every controller's error policy.
+pub fn retry_after(
+    what: &str,
+    meta: &ObjectMeta,
+    e: &dyn std::fmt::Display,
+    after: std::time::Duration,
+) -> kube::runtime::controller::Action {
+    let name = meta.name.as_deref().unwrap_or_default();
+    match meta.namespace.as_deref() {
+        Some(ns) => eprintln!("kube-controller-manager: {what} {ns}/{name}: {e}"),
+        None => eprintln!("kube-controller-manager: {what} {name}: {e}"),
+    }
+    kube::runtime::controller::Action::requeue(after)
 }
 
 #[cfg(test)]

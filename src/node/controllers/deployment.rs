@@ -1100,12 +1100,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<super::replicaset::Ctx>) -> Resu
 }
 
 fn error_policy(d: Arc<Deployment>, e: &Error, _ctx: Arc<super::replicaset::Ctx>) -> Action {
-    eprintln!(
-        "kube-controller-manager: deployment {}/{}: {e}",
-        d.metadata.namespace.as_deref().unwrap_or_default(),
-        d.metadata.name.as_deref().unwrap_or_default()
-    );
-    Action::requeue(Duration::from_secs(1))
+    super::common::retry_after("deployment", &d.metadata, e, Duration::from_secs(1))
 }
 
 /// Run the controller until its watches end; a ReplicaSet change wakes its Deployment.

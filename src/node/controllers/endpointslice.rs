@@ -200,12 +200,12 @@ async fn reconcile(svc: Arc<Service>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 fn error_policy(svc: Arc<Service>, e: &Error, _ctx: Arc<Ctx>) -> Action {
-    eprintln!(
-        "kube-controller-manager: endpointslices for service {}/{}: {e}",
-        svc.metadata.namespace.as_deref().unwrap_or_default(),
-        svc.metadata.name.as_deref().unwrap_or_default()
-    );
-    Action::requeue(Duration::from_secs(1))
+    super::common::retry_after(
+        "endpointslices for service",
+        &svc.metadata,
+        e,
+        Duration::from_secs(1),
+    )
 }
 
 /// Run the controller until its watches end: a pod change wakes the Services selecting it,

@@ -1,14 +1,23 @@
-//! kube-controller-manager: the control plane's reconcile loops (node IPAM, ReplicaSets,
-//! Deployments, Endpoints, EndpointSlices), active on one control plane at a time through a
-//! leader Lease; also publishes Flannel's ConfigMap.
+//! kube-controller-manager: the control plane's reconcile loops (node IPAM and lifecycle,
+//! ReplicaSets, Deployments, DaemonSets, StatefulSets, Jobs, CronJobs, Endpoints,
+//! EndpointSlices, ServiceAccounts), active on one control plane at a time through a leader
+//! Lease; also publishes Flannel's ConfigMap.
 
 pub mod common;
+pub mod cron;
+pub mod cronjob;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod history;
+pub mod job;
 pub mod leader;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod replicaset;
+pub mod serviceaccount;
+pub mod statefulset;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -136,6 +145,7 @@ pub async fn run() -> anyhow::Result<()> {
         tokio::time::sleep(leader::RETRY).await;
     }
     eprintln!("kube-controller-manager: {me} is the leader");
+    let ca = std::fs::read_to_string(format!("{}/ca.crt", crate::consts::PKI_DIR)).ok();
     let ctx = Arc::new(nodeipam::Ctx {
         nodes: Api::<Node>::all(client.clone()),
         cluster: cfg.pod_subnet.parse()?,
@@ -162,6 +172,12 @@ pub async fn run() -> anyhow::Result<()> {
         _ = deployment::run(client.clone()) => Ok(()),
         _ = endpoints::run(client.clone()) => Ok(()),
         _ = endpointslice::run(client.clone()) => Ok(()),
+        _ = job::run(client.clone()) => Ok(()),
+        _ = cronjob::run(client.clone()) => Ok(()),
+        _ = daemonset::run(client.clone()) => Ok(()),
+        _ = statefulset::run(client.clone()) => Ok(()),
+        _ = serviceaccount::run(client.clone(), ca) => Ok(()),
+        _ = nodelifecycle::run(client.clone(), nodelifecycle::Settings::default()) => Ok(()),
         e = renew => Err(e.into()),
     }
 }

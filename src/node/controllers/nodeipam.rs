@@ -103,11 +103,7 @@ async fn reconcile(node: Arc<Node>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 fn error_policy(node: Arc<Node>, e: &Error, _ctx: Arc<Ctx>) -> Action {
-    eprintln!(
-        "kube-controller-manager: node {}: {e}",
-        node.metadata.name.as_deref().unwrap_or("?")
-    );
-    Action::requeue(Duration::from_secs(5))
+    super::common::retry_after("node", &node.metadata, e, Duration::from_secs(5))
 }
 
 /// Run the controller until its watch ends.

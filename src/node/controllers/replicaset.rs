@@ -449,12 +449,7 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Ctx>) -> Result<Action> {
 }
 
 fn error_policy(rs: Arc<ReplicaSet>, e: &Error, _ctx: Arc<Ctx>) -> Action {
-    eprintln!(
-        "kube-controller-manager: replicaset {}/{}: {e}",
-        rs.metadata.namespace.as_deref().unwrap_or_default(),
-        rs.metadata.name.as_deref().unwrap_or_default()
-    );
-    Action::requeue(Duration::from_secs(2))
+    super::common::retry_after("replicaset", &rs.metadata, e, Duration::from_secs(2))
 }
 
 /// Run the controller until its watches end. A pod change wakes its controller; an orphan's

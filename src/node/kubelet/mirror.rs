@@ -51,6 +51,15 @@ pub fn mirrored(cfg: &NodeConfig) -> Vec<Mirrored> {
                         ("tier", "control-plane".to_string()),
                     ],
                 ),
+                // Shown as kubeadm's CoreDNS pods are: the kube-dns Service selects them.
+                "coredns" => (
+                    "kube-system",
+                    format!("coredns-{node}"),
+                    vec![(
+                        crate::node::dns::APP_LABEL.0,
+                        crate::node::dns::APP_LABEL.1.to_string(),
+                    )],
+                ),
                 "kube-proxy" => (
                     "kube-system",
                     format!("kube-proxy-{node}"),
@@ -307,6 +316,7 @@ mod tests {
             "kube-system/kube-apiserver-dev-control-plane",
             "kube-system/kube-controller-manager-dev-control-plane",
             "kube-system/kube-scheduler-dev-control-plane",
+            "kube-system/coredns-dev-control-plane",
             "kube-flannel/kube-flannel-dev-control-plane",
         ] {
             assert!(names.iter().any(|n| n == want), "{want} in {names:?}");

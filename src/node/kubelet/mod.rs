@@ -44,7 +44,7 @@ pub async fn run() -> anyhow::Result<()> {
     let client = client().await?;
     let facts = NodeFacts::gather();
     let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    let ctx = pods::Ctx::new(
+    let mut ctx = pods::Ctx::new(
         cri::client::Cri::new(CONTAINERD_SOCKET),
         client.clone(),
         cfg.node_name.clone(),
@@ -56,6 +56,7 @@ pub async fn run() -> anyhow::Result<()> {
             facts.storage_ki as f64 * 1024.0,
         ],
     );
+    ctx.cluster_dns = crate::node::dns::service_ip(&cfg.service_subnet);
     tokio::spawn(mirror::run(
         client.clone(),
         cfg.clone(),

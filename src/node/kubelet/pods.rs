@@ -68,7 +68,10 @@ pub struct Ctx {
     pub client: kube::Client,
     pub node: String,
     pub host_ip: String,
+    /// The node's own resolver configuration (`Default` pods start from it).
     pub dns: DnsConfig,
+    /// The kube-dns Service's address, which cluster-first pods resolve through.
+    pub cluster_dns: Option<std::net::Ipv4Addr>,
     /// The node's allocatable CPUs, memory and storage (bytes), for resourceFieldRef.
     pub allocatable: [f64; 3],
     pub events: Recorder,
@@ -99,6 +102,7 @@ impl Ctx {
             node,
             host_ip,
             dns,
+            cluster_dns: None,
             allocatable,
             events,
             prober: Arc::new(prober),
@@ -352,7 +356,8 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
             }
             std::fs::create_dir_all(spec::log_directory(&p))?;
             wait_for_preloaded_images().await;
-            let config = spec::sandbox_config(pod, attempt, &ctx.dns);
+            let config =
+                spec::sandbox_config(pod, attempt, &spec::pod_dns(pod, &ctx.dns, ctx.cluster_dns));
             let id = match ctx.cri.run_pod_sandbox(config).await {
                 Ok(id) => id,
                 Err(e) => {
@@ -374,7 +379,8 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
             (id, attempt)
         }
     };
-    let sandbox_config = spec::sandbox_config(pod, attempt, &ctx.dns);
+    let sandbox_config =
+        spec::sandbox_config(pod, attempt, &spec::pod_dns(pod, &ctx.dns, ctx.cluster_dns));
     let sb = ctx.cri.pod_sandbox_status(&sandbox_id).await?;
     let pod_ip = sb
         .as_ref()

@@ -21,7 +21,7 @@ pub const PODS_DIR: &str = "/var/lib/kubelet/pods";
 /// Where container logs go: `<ns>_<name>_<uid>/<container>/<restart>.log`.
 pub const POD_LOGS_DIR: &str = "/var/log/pods";
 /// The cluster's DNS domain (kubeadm's default).
-pub const CLUSTER_DOMAIN: &str = "cluster.local";
+pub const CLUSTER_DOMAIN: &str = crate::node::dns::CLUSTER_DOMAIN;
 /// CFS period the CPU quota is expressed in (upstream's 100 ms).
 const CPU_PERIOD: i64 = 100_000;
 
@@ -121,6 +121,23 @@ pub fn dns_from_resolv_conf(text: &str) -> DnsConfig {
         }
     }
     dns
+}
+
+/// The pod's resolver configuration from its dnsPolicy and dnsConfig (see
+/// [`crate::node::dns::resolv::pod_resolv_conf`]), starting from the node's.
+pub fn pod_dns(pod: &Pod, node: &DnsConfig, cluster_dns: Option<std::net::Ipv4Addr>) -> DnsConfig {
+    use crate::node::dns::{CLUSTER_DOMAIN as DOMAIN, resolv};
+    let node = resolv::ResolvConf {
+        nameservers: node.servers.clone(),
+        searches: node.searches.clone(),
+        options: node.options.clone(),
+    };
+    let r = resolv::pod_resolv_conf(pod, &node, cluster_dns, DOMAIN);
+    DnsConfig {
+        servers: r.nameservers,
+        searches: r.searches,
+        options: r.options,
+    }
 }
 
 /// The pod's QoS class decides its cgroup parent, as with upstream's cgroupfs driver.

@@ -1,6 +1,7 @@
-//! kube-proxy in iptables mode: keeps every node's iptables in step with Services and their
-//! EndpointSlices, so ClusterIPs and NodePorts reach the ready endpoints.
+//! kube-proxy: keeps every node's iptables (or ipvs) in step with Services and their
+//! EndpointSlices, so ClusterIPs, NodePorts and LoadBalancer addresses reach the ready endpoints.
 
+mod ipvs;
 mod lb;
 pub mod rules;
 
@@ -12,12 +13,15 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 
+use crate::cluster::config::KubeProxyMode;
 use crate::node::config::NodeConfig;
 use crate::node::flannel::{run_cmd, run_cmd_output, run_cmd_stdin};
 use rules::{Endpoint, ServicePort};
 
 /// How often the rules are rewritten even when nothing changed (someone may have flushed them).
 const RESYNC: Duration = Duration::from_secs(30);
+/// `sessionAffinityConfig.clientIP.timeoutSeconds` when unset: three hours, as upstream.
+const DEFAULT_STICKY_SECONDS: i32 = 10800;
 
 pub async fn run() -> anyhow::Result<()> {
     let cfg = NodeConfig::load()?;
@@ -50,6 +54,31 @@ pub async fn run() -> anyhow::Result<()> {
         }
     });
     let _ = tokio::join!(services.wait_until_ready(), slices.wait_until_ready());
+    let mode = match cfg.kube_proxy_mode {
+        KubeProxyMode::Ipvs if !ipvs::available().await => {
+            // Upstream refuses to start here; a classroom cluster is more useful with working
+            // Services, so say why and carry on with iptables.
+            eprintln!(
+                "kube-proxy: ipvs mode needs the ip_vs kernel module, which this host's kernel does not have (modprobe ip_vs failed); programming Services with iptables instead"
+            );
+            KubeProxyMode::Iptables
+        }
+        KubeProxyMode::Ipvs => {
+            let _ = std::fs::write("/proc/sys/net/ipv4/vs/conntrack", "1");
+            KubeProxyMode::Ipvs
+        }
+        other => other,
+    };
+    eprintln!("kube-proxy: using the {mode:?} proxier");
+    // NodePorts listen on the node's InternalIP (eth0, listed first).
+    let node_ips: Vec<std::net::Ipv4Addr> = crate::node::net::ipv4_addrs()
+        .into_iter()
+        .take(1)
+        .filter_map(|ip| match ip {
+            std::net::IpAddr::V4(v4) => Some(v4),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
     // The first control plane stands in for a cloud's load balancer.
     let hands_out_addresses = cfg.control_planes.first() == Some(&cfg.node_name);
     let mut last = String::new();
@@ -57,8 +86,14 @@ pub async fn run() -> anyhow::Result<()> {
         if hands_out_addresses && let Err(e) = lb::reconcile(&client, &services.state()).await {
             eprintln!("kube-proxy: load balancers: {e:#}");
         }
-        let ports = service_ports(&services.state(), &slices.state());
-        match sync(&ports, &cfg.pod_subnet, &last).await {
+        let ports = service_ports(&services.state(), &slices.state(), &cfg.node_name);
+        let synced = match mode {
+            KubeProxyMode::Iptables => sync(&ports, &cfg.pod_subnet, &last).await,
+            KubeProxyMode::Ipvs => sync_ipvs(&ports, &node_ips, &cfg.pod_subnet, &last).await,
+            // `kubeProxyMode: none`: something else programs Services.
+            KubeProxyMode::None => Ok(String::new()),
+        };
+        match synced {
             Ok(applied) => last = applied,
             Err(e) => {
                 eprintln!("kube-proxy: {e:#}");
@@ -86,6 +121,12 @@ async fn sync(ports: &[ServicePort], cluster_cidr: &str, last: &str) -> anyhow::
         return Ok(payload);
     }
     run_cmd_stdin(&["iptables-restore", "-w", "--noflush"], &payload).await?;
+    ensure_jumps().await?;
+    Ok(payload)
+}
+
+/// Adds the jumps from the built-in chains into kube-proxy's where they are missing.
+async fn ensure_jumps() -> anyhow::Result<()> {
     for (table, chain, spec) in rules::jumps() {
         let mut check = vec!["iptables", "-w", "-t", table, "-C", chain];
         check.extend(&spec);
@@ -95,13 +136,32 @@ async fn sync(ports: &[ServicePort], cluster_cidr: &str, last: &str) -> anyhow::
             run_cmd(&add).await?;
         }
     }
-    Ok(payload)
+    Ok(())
 }
 
-/// Every port of every Service with a ClusterIP, joined with its ready endpoints.
+/// Programs ipvs mode, the plan and then the jumps from the built-in chains, unless the plan
+/// equals `last` (what was applied before); returns what is now in place.
+async fn sync_ipvs(
+    ports: &[ServicePort],
+    node_ips: &[std::net::Ipv4Addr],
+    cluster_cidr: &str,
+    last: &str,
+) -> anyhow::Result<String> {
+    let plan = ipvs::plan(ports, node_ips, cluster_cidr);
+    let applied = format!("{plan:?}");
+    if applied != last {
+        ipvs::apply(&plan).await?;
+        ensure_jumps().await?;
+    }
+    Ok(applied)
+}
+
+/// Every port of every Service with a ClusterIP, joined with its ready endpoints (marked local
+/// when they run on `node`).
 fn service_ports(
     services: &[std::sync::Arc<Service>],
     slices: &[std::sync::Arc<EndpointSlice>],
+    node: &str,
 ) -> Vec<ServicePort> {
     let mut out = Vec::new();
     for svc in services {
@@ -113,6 +173,14 @@ fn service_ports(
             continue;
         };
         let cluster_ip = spec.cluster_ip.as_deref().and_then(|ip| ip.parse().ok());
+        let sticky_seconds = (spec.session_affinity.as_deref() == Some("ClientIP")).then(|| {
+            spec.session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds)
+                .unwrap_or(DEFAULT_STICKY_SECONDS)
+        });
+        let external_local = spec.external_traffic_policy.as_deref() == Some("Local");
         let own: Vec<&EndpointSlice> = slices
             .iter()
             .map(|s| s.as_ref())
@@ -150,9 +218,14 @@ fn service_ports(
                     if ep.conditions.as_ref().and_then(|c| c.ready) == Some(false) {
                         continue;
                     }
+                    let local = ep.node_name.as_deref() == Some(node);
                     for a in &ep.addresses {
                         if let Ok(ip) = a.parse() {
-                            endpoints.push(Endpoint { ip, port: number });
+                            endpoints.push(Endpoint {
+                                ip,
+                                port: number,
+                                local,
+                            });
                         }
                     }
                 }
@@ -169,6 +242,8 @@ fn service_ports(
                 node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
                 lb_ips: lb::ingress_ips(svc),
                 endpoints,
+                sticky_seconds,
+                external_local,
             });
         }
     }

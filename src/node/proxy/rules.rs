@@ -25,12 +25,19 @@ pub struct ServicePort {
     /// Addresses from `status.loadBalancer.ingress`.
     pub lb_ips: Vec<Ipv4Addr>,
     pub endpoints: Vec<Endpoint>,
+    /// `sessionAffinity: ClientIP`: how long a client sticks to its endpoint, in seconds.
+    pub sticky_seconds: Option<i32>,
+    /// `externalTrafficPolicy: Local`: NodePort and LoadBalancer traffic only reaches endpoints
+    /// on the node it arrived at, keeping the client's source address.
+    pub external_local: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Endpoint {
     pub ip: Ipv4Addr,
     pub port: u16,
+    /// The endpoint runs on this node.
+    pub local: bool,
 }
 
 impl ServicePort {
@@ -47,6 +54,10 @@ impl ServicePort {
     }
     pub fn ext_chain(&self) -> String {
         format!("KUBE-EXT-{}", hash(&[&self.id(), &self.protocol]))
+    }
+    /// The chain of node-local endpoints, for `externalTrafficPolicy: Local`.
+    pub fn svl_chain(&self) -> String {
+        format!("KUBE-SVL-{}", hash(&[&self.id(), &self.protocol]))
     }
     pub fn sep_chain(&self, ep: &Endpoint) -> String {
         let endpoint = format!("{}:{}", ep.ip, ep.port);
@@ -129,37 +140,63 @@ pub fn restore_payload(ports: &[ServicePort], cluster_cidr: &str, stale: &[Strin
                 "-A KUBE-NODEPORTS -p {proto} -m comment --comment \"{id}\" -m {proto} --dport {np} -j {ext}"
             ));
         }
-        if sp.node_port.is_some() || !sp.lb_ips.is_empty() {
-            nat_chains.push(ext.clone());
-            nat.push(format!(
-                "-A {ext} -m comment --comment \"masquerade traffic for {id} external destinations\" -j KUBE-MARK-MASQ"
-            ));
-            nat.push(format!("-A {ext} -j {svc}"));
-        }
         let mut eps = sp.endpoints.clone();
         eps.sort();
-        let n = eps.len();
-        for (i, ep) in eps.iter().enumerate() {
-            let sep = sp.sep_chain(ep);
-            let probability = if i + 1 < n {
-                format!(
-                    " -m statistic --mode random --probability {:.10}",
-                    1.0 / (n - i) as f64
-                )
+        let local: Vec<Endpoint> = eps.iter().filter(|e| e.local).cloned().collect();
+        if sp.node_port.is_some() || !sp.lb_ips.is_empty() {
+            nat_chains.push(ext.clone());
+            if !sp.external_local {
+                nat.push(format!(
+                    "-A {ext} -m comment --comment \"masquerade traffic for {id} external destinations\" -j KUBE-MARK-MASQ"
+                ));
+                nat.push(format!("-A {ext} -j {svc}"));
             } else {
-                String::new()
-            };
-            nat.push(format!(
-                "-A {svc} -m comment --comment \"{id} -> {}:{}\"{probability} -j {sep}",
-                ep.ip, ep.port
-            ));
+                // Pods and the node itself still reach every endpoint; traffic from outside
+                // stays on this node, unmasqueraded, or is dropped when none is here.
+                nat.push(format!(
+                    "-A {ext} -s {cluster_cidr} -m comment --comment \"pod traffic for {id} external destinations\" -j {svc}"
+                ));
+                nat.push(format!(
+                    "-A {ext} -m comment --comment \"masquerade LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"
+                ));
+                nat.push(format!(
+                    "-A {ext} -m comment --comment \"route LOCAL traffic for {id} external destinations\" -m addrtype --src-type LOCAL -j {svc}"
+                ));
+                if local.is_empty() {
+                    for lb in &sp.lb_ips {
+                        filter.push(format!(
+                            "-A KUBE-EXTERNAL-SERVICES -d {lb}/32 -p {proto} -m comment --comment \"{id} has no local endpoints\" -m {proto} --dport {} -j DROP",
+                            sp.port
+                        ));
+                    }
+                    if let Some(np) = sp.node_port {
+                        filter.push(format!(
+                            "-A KUBE-EXTERNAL-SERVICES -p {proto} -m comment --comment \"{id} has no local endpoints\" -m addrtype --dst-type LOCAL -m {proto} --dport {np} -j DROP"
+                        ));
+                    }
+                } else {
+                    let svl = sp.svl_chain();
+                    nat.push(format!("-A {ext} -j {svl}"));
+                    nat_chains.push(svl.clone());
+                    endpoint_jumps(&mut nat, sp, &svl, &local);
+                }
+            }
+        }
+        endpoint_jumps(&mut nat, sp, &svc, &eps);
+        for ep in &eps {
+            let sep = sp.sep_chain(ep);
             nat_chains.push(sep.clone());
             nat.push(format!(
                 "-A {sep} -s {}/32 -m comment --comment \"{id}\" -j KUBE-MARK-MASQ",
                 ep.ip
             ));
+            let sticky = if sp.sticky_seconds.is_some() {
+                format!(" -m recent --set --name {sep} --mask 255.255.255.255 --rsource")
+            } else {
+                String::new()
+            };
             nat.push(format!(
-                "-A {sep} -p {proto} -m comment --comment \"{id}\" -m {proto} -j DNAT --to-destination {}:{}",
+                "-A {sep} -p {proto} -m comment --comment \"{id}\"{sticky} -m {proto} -j DNAT --to-destination {}:{}",
                 ep.ip, ep.port
             ));
         }
@@ -189,6 +226,39 @@ pub fn restore_payload(ports: &[ServicePort], cluster_cidr: &str, stale: &[Strin
     }
     out.push_str("COMMIT\n");
     out
+}
+
+/// Fills a service's policy chain (`KUBE-SVC-*` or `KUBE-SVL-*`) with jumps to its endpoints
+/// chains: first, with session affinity, a jump for clients seen recently; then a random pick,
+/// each endpoint with probability 1/(endpoints left) so all are equally likely.
+fn endpoint_jumps(nat: &mut Vec<String>, sp: &ServicePort, chain: &str, eps: &[Endpoint]) {
+    let id = sp.id();
+    if let Some(seconds) = sp.sticky_seconds {
+        for ep in eps {
+            let sep = sp.sep_chain(ep);
+            nat.push(format!(
+                "-A {chain} -m comment --comment \"{id} -> {}:{}\" -m recent --rcheck --seconds {seconds} --reap --name {sep} --mask 255.255.255.255 --rsource -j {sep}",
+                ep.ip, ep.port
+            ));
+        }
+    }
+    let n = eps.len();
+    for (i, ep) in eps.iter().enumerate() {
+        let probability = if i + 1 < n {
+            format!(
+                " -m statistic --mode random --probability {:.10}",
+                1.0 / (n - i) as f64
+            )
+        } else {
+            String::new()
+        };
+        nat.push(format!(
+            "-A {chain} -m comment --comment \"{id} -> {}:{}\"{probability} -j {}",
+            ep.ip,
+            ep.port,
+            sp.sep_chain(ep)
+        ));
+    }
 }
 
 /// The jumps from the built-in chains into kube-proxy's, as (table, chain, rule spec).
@@ -253,7 +323,7 @@ pub fn existing_service_chains(save: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix(':'))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| {
-            ["KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-"]
+            ["KUBE-SVC-", "KUBE-SVL-", "KUBE-SEP-", "KUBE-EXT-"]
                 .iter()
                 .any(|p| c.starts_with(p))
         })
@@ -280,8 +350,11 @@ mod tests {
                 .map(|(ip, p)| Endpoint {
                     ip: ip.parse().unwrap(),
                     port: *p,
+                    local: false,
                 })
                 .collect(),
+            sticky_seconds: None,
+            external_local: false,
         }
     }
 
@@ -295,6 +368,7 @@ mod tests {
         let ep = Endpoint {
             ip: "10.180.0.1".parse().unwrap(),
             port: 80,
+            local: false,
         };
         assert_eq!(tcp.sep_chain(&ep), "KUBE-SEP-SXIVWICOYRO3J4NJ");
         let k = port("default", "kubernetes", "https", &[]);
@@ -374,6 +448,75 @@ mod tests {
         let text = restore_payload(&[sp], "10.244.0.0/16", &[]);
         assert!(text.contains("-A KUBE-SERVICES -d 10.96.0.1/32 -p tcp -m comment --comment \"shop/web has no endpoints\" -m tcp --dport 443 -j REJECT --reject-with icmp-port-unreachable"), "{text}");
         assert!(!text.contains("KUBE-SVC-"), "{text}");
+    }
+
+    #[test]
+    fn client_ip_affinity_checks_recent_clients_before_picking_at_random() {
+        let mut sp = port("shop", "web", "", &[("10.244.1.5", 80), ("10.244.2.7", 80)]);
+        sp.sticky_seconds = Some(10800);
+        let (svc, first) = (sp.svc_chain(), sp.sep_chain(&sp.endpoints[0]));
+        let text = restore_payload(&[sp], "10.244.0.0/16", &[]);
+        let svc_rules: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with(&format!("-A {svc} -m comment")))
+            .collect();
+        // Upstream's order: one affinity check per endpoint, then the random choice.
+        assert_eq!(svc_rules.len(), 4, "{text}");
+        assert_eq!(
+            svc_rules[0],
+            format!(
+                "-A {svc} -m comment --comment \"shop/web -> 10.244.1.5:80\" -m recent --rcheck --seconds 10800 --reap --name {first} --mask 255.255.255.255 --rsource -j {first}"
+            )
+        );
+        assert!(
+            svc_rules[2].contains("--probability 0.5000000000"),
+            "{text}"
+        );
+        assert!(text.lines().any(|l| l
+            == format!(
+                "-A {first} -p tcp -m comment --comment \"shop/web\" -m recent --set --name {first} --mask 255.255.255.255 --rsource -m tcp -j DNAT --to-destination 10.244.1.5:80"
+            )));
+    }
+
+    #[test]
+    fn local_external_policy_sends_outside_traffic_only_to_this_nodes_endpoints() {
+        let mut sp = port("shop", "web", "", &[("10.244.1.5", 80), ("10.244.2.7", 80)]);
+        sp.endpoints[1].local = true;
+        sp.node_port = Some(30080);
+        sp.external_local = true;
+        let (ext, svc, svl) = (sp.ext_chain(), sp.svc_chain(), sp.svl_chain());
+        let local_sep = sp.sep_chain(&sp.endpoints[1]);
+        let text = restore_payload(&[sp.clone()], "10.244.0.0/16", &[]);
+        assert!(svl.starts_with("KUBE-SVL-"));
+        for want in [
+            format!(
+                "-A {ext} -s 10.244.0.0/16 -m comment --comment \"pod traffic for shop/web external destinations\" -j {svc}"
+            ),
+            format!(
+                "-A {ext} -m comment --comment \"masquerade LOCAL traffic for shop/web external destinations\" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ"
+            ),
+            format!(
+                "-A {ext} -m comment --comment \"route LOCAL traffic for shop/web external destinations\" -m addrtype --src-type LOCAL -j {svc}"
+            ),
+            format!("-A {ext} -j {svl}"),
+            format!("-A {svl} -m comment --comment \"shop/web -> 10.244.2.7:80\" -j {local_sep}"),
+        ] {
+            assert!(text.lines().any(|l| l == want), "missing {want}\n{text}");
+        }
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with(&format!("-A {svl} ")))
+                .count(),
+            1,
+            "only the local endpoint: {text}"
+        );
+        assert!(!text.contains("masquerade traffic for shop/web"), "{text}");
+
+        // No endpoint on this node: outside traffic is dropped, not sent elsewhere.
+        sp.endpoints[1].local = false;
+        let text = restore_payload(&[sp], "10.244.0.0/16", &[]);
+        assert!(text.contains("-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment \"shop/web has no local endpoints\" -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j DROP"), "{text}");
+        assert!(!text.contains(":KUBE-SVL-"), "{text}");
     }
 
     #[test]

@@ -145,12 +145,22 @@ fn selector_matches(pod: &Pod, node: &Node) -> bool {
                 .as_ref()
         });
     match required {
-        // Terms are ORed, expressions within a term ANDed.
+        // Terms are ORed, expressions within a term ANDed; matchFields may only name
+        // `metadata.name` (how DaemonSet pods are pinned to their node).
         Some(r) => r.node_selector_terms.iter().any(|term| {
+            let name = BTreeMap::from([(
+                "metadata.name".to_string(),
+                node.metadata.name.clone().unwrap_or_default(),
+            )]);
             term.match_expressions
                 .iter()
                 .flatten()
                 .all(|e| matches_requirement(labels, e))
+                && term
+                    .match_fields
+                    .iter()
+                    .flatten()
+                    .all(|f| f.key == "metadata.name" && matches_requirement(&name, f))
         }),
         None => true,
     }
@@ -340,6 +350,16 @@ mod tests {
             "nodeSelector": {"node-role.kubernetes.io/control-plane": ""},
         }));
         assert_eq!(decide(&p, &cluster(), &[]), Decision::Bind("cp".into()));
+    }
+
+    #[test]
+    fn match_fields_on_the_node_name_pin_a_daemon_pod_to_its_node() {
+        let p = pod(
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["w2"]}]}]
+            }}}}),
+        );
+        assert_eq!(decide(&p, &cluster(), &[]), Decision::Bind("w2".into()));
     }
 
     #[test]

@@ -1,0 +1,220 @@
+//! The terminal side: raw mode and the alternate screen, a panic hook that restores them, the
+//! event loop, the background checker thread, and leaving the screen for the lab shell.
+
+use std::io::{self, Stdout};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind, MouseEventKind,
+};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+
+use crate::app::{Action, App, Effect};
+use crate::source::{LabSource, Round};
+use crate::strings;
+use crate::theme::Theme;
+
+/// How often checks run in the background (the "about every 2 s").
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often the screen is redrawn without input (cluster panel, check results).
+const TICK: Duration = Duration::from_millis(250);
+
+pub struct Options {
+    pub theme: Theme,
+    /// Open this lab right away.
+    pub lab: Option<String>,
+    /// Called once the first frame is on the screen, with the time since `run` was called.
+    pub on_first_frame: Option<Box<dyn FnOnce(Duration) + Send>>,
+}
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+fn enter() -> io::Result<Term> {
+    enable_raw_mode()?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)?;
+    let mut t = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+    t.clear()?;
+    Ok(t)
+}
+
+/// Put the terminal back as the shell had it; safe to call twice.
+pub fn restore() {
+    let _ = disable_raw_mode();
+    let _ = execute!(
+        io::stdout(),
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        ratatui::crossterm::cursor::Show
+    );
+}
+
+/// Restore the terminal before a panic message prints, so it is readable and the shell works.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        restore();
+        previous(info);
+    }));
+}
+
+enum Command {
+    Watch(Option<String>),
+    Now,
+}
+
+type RoundMsg = (String, Result<Option<Round>, String>);
+
+/// Runs check rounds off the UI thread: every [`CHECK_EVERY`] for the watched lab, and at once
+/// on request.
+fn spawn_checker(source: Arc<dyn LabSource>) -> (Sender<Command>, Receiver<RoundMsg>) {
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>();
+    let (res_tx, res_rx) = mpsc::channel::<RoundMsg>();
+    thread::spawn(move || {
+        let mut lab: Option<String> = None;
+        let mut next = Instant::now() + CHECK_EVERY;
+        loop {
+            let wait = next.saturating_duration_since(Instant::now());
+            let run = match cmd_rx.recv_timeout(wait) {
+                Ok(Command::Watch(l)) => {
+                    let changed = l != lab;
+                    lab = l;
+                    changed
+                }
+                Ok(Command::Now) => true,
+                Err(RecvTimeoutError::Timeout) => true,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if run && let Some(id) = &lab {
+                let r = source.check(id);
+                if res_tx.send((id.clone(), r)).is_err() {
+                    return;
+                }
+                next = Instant::now() + CHECK_EVERY;
+            } else if Instant::now() >= next {
+                next = Instant::now() + CHECK_EVERY;
+            }
+        }
+    });
+    (cmd_tx, res_rx)
+}
+
+/// Leave the screen, run `f` in the plain terminal, come back.
+fn suspended(term: &mut Term, f: impl FnOnce()) -> io::Result<()> {
+    restore();
+    f();
+    *term = enter()?;
+    Ok(())
+}
+
+/// Run the TUI until the student quits.
+pub fn run(source: Arc<dyn LabSource>, mut opts: Options) -> io::Result<()> {
+    let started = Instant::now();
+    install_panic_hook();
+    let mut term = enter()?;
+    let result = event_loop(&mut term, source, &mut opts, started);
+    restore();
+    result
+}
+
+fn event_loop(
+    term: &mut Term,
+    source: Arc<dyn LabSource>,
+    opts: &mut Options,
+    started: Instant,
+) -> io::Result<()> {
+    let mut app = App::new(source.clone(), opts.theme);
+    let (checker, rounds) = spawn_checker(source.clone());
+    let mut watched: Option<String> = None;
+    let mut pending = match opts.lab.take() {
+        Some(id) => {
+            app.picker.select(&id);
+            app.open(&id)
+        }
+        None => Effect::None,
+    };
+    term.draw(|f| app.draw(f))?;
+    if let Some(cb) = opts.on_first_frame.take() {
+        cb(started.elapsed());
+    }
+    loop {
+        match std::mem::replace(&mut pending, Effect::None) {
+            Effect::None => {}
+            Effect::Quit => return Ok(()),
+            Effect::CheckNow => {
+                let _ = checker.send(Command::Watch(app.active_lab().map(str::to_string)));
+                watched = app.active_lab().map(str::to_string);
+                let _ = checker.send(Command::Now);
+            }
+            Effect::Start(id) => {
+                let _ = checker.send(Command::Watch(None));
+                watched = None;
+                let mut failed = None;
+                suspended(term, || {
+                    eprintln!("{}", strings::STARTING);
+                    if let Err(e) = source.start(&id) {
+                        eprintln!("{}\n{}", strings::error(&e), strings::PRESS_ENTER);
+                        let mut line = String::new();
+                        let _ = io::stdin().read_line(&mut line);
+                        failed = Some(e);
+                    }
+                })?;
+                app.reload();
+                pending = match failed {
+                    Some(e) => {
+                        app.status = Some(strings::error(&e));
+                        Effect::None
+                    }
+                    None => app.open(&id),
+                };
+                // A lab that still reads as not started would loop; stop here.
+                if matches!(pending, Effect::Start(_)) {
+                    pending = Effect::None;
+                }
+                continue;
+            }
+            Effect::Shell(id) => {
+                let _ = checker.send(Command::Watch(None));
+                watched = None;
+                let mut err = None;
+                suspended(term, || err = source.shell(&id).err())?;
+                app.reload();
+                if let Some(e) = err {
+                    app.status = Some(strings::error(&e));
+                }
+                pending = Effect::CheckNow;
+                continue;
+            }
+        }
+        let active = app.active_lab().map(str::to_string);
+        if active != watched {
+            let _ = checker.send(Command::Watch(active.clone()));
+            watched = active;
+        }
+        while let Ok((lab, r)) = rounds.try_recv() {
+            app.on_round(&lab, r);
+        }
+        app.refresh_cluster();
+        term.draw(|f| app.draw(f))?;
+        if event::poll(TICK)? {
+            match event::read()? {
+                Event::Key(k) if k.kind == KeyEventKind::Press => pending = app.key(k),
+                Event::Mouse(m) => match m.kind {
+                    MouseEventKind::ScrollUp => pending = app.update(Action::ScrollBy(-3)),
+                    MouseEventKind::ScrollDown => pending = app.update(Action::ScrollBy(3)),
+                    _ => {}
+                },
+                // The next draw fits the new size.
+                Event::Resize(..) => {}
+                _ => {}
+            }
+        }
+    }
+}
