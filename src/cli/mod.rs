@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand, each a clap args struct beside a thin handler.
 
 mod book;
+mod build_images;
 mod build_node_image;
 mod class;
 mod class_grade;
@@ -139,6 +140,8 @@ pub enum LoadCommand {
 pub enum BuildCommand {
     /// Build the node image from the embedded build context and this kindling binary.
     NodeImage(build_node_image::Args),
+    /// Build the bundled images (pause, toolbox, whoami, registry) into the host's engine.
+    Images(build_images::Args),
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,6 +214,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Load(LoadCommand::DockerImage(a)) => load_docker_image::run(a, progress).await,
         Command::Load(LoadCommand::ImageArchive(a)) => load_image_archive::run(a, progress).await,
         Command::Build(BuildCommand::NodeImage(a)) => build_node_image::run(a, progress).await,
+        Command::Build(BuildCommand::Images(a)) => build_images::run(a, progress).await,
         Command::Lab(a) => lab::run(a, progress).await,
         Command::Learn(a) => learn::run(a).await,
         Command::Book(a) => book::run(a).await,
