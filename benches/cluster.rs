@@ -2,25 +2,12 @@
 //! one control plane and two workers until every node is Ready, and each node's memory.
 //! Run with `cargo build --release && cargo bench --bench cluster`; prints figures, asserts none.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
 use std::time::Instant;
 
-fn kindling() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/kindling");
-    assert!(p.is_file(), "build it first: cargo build --release");
-    p
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
+use common::*;
 
 fn timed(cmd: &mut Command) -> (f64, String) {
     let t = Instant::now();
@@ -101,19 +88,4 @@ fn main() {
         "create cluster, 1 control plane + 2 workers, warm image, until all Ready: min {:.1} s, median {:.1} s, max {:.1} s (budget 5 s)",
         creates[0], creates[1], creates[2]
     );
-}
-
-fn parse_mib(s: &str) -> f64 {
-    let num: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let v: f64 = num.parse().unwrap_or(0.0);
-    if s.ends_with("GiB") {
-        v * 1024.0
-    } else if s.ends_with("KiB") {
-        v / 1024.0
-    } else {
-        v
-    }
 }

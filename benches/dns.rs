@@ -10,37 +10,18 @@
 //! for what a shell script sees (one process per query).
 //! Run with `cargo build --release && cargo bench --bench dns`; prints figures, asserts none.
 
+mod common;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::*;
+
 const CLUSTER: &str = "bench-dns";
 const SECONDS: u64 = 5;
-
-fn kindling() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/kindling");
-    assert!(p.is_file(), "build it first: cargo build --release");
-    p
-}
-
-fn kubectl() -> PathBuf {
-    std::env::var_os("KINDLING_KUBECTL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/kubectl"))
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 /// A DNS query for `name` type A with recursion desired.
 fn query(id: u16, name: &str) -> Vec<u8> {
@@ -52,11 +33,6 @@ fn query(id: u16, name: &str) -> Vec<u8> {
     }
     q.extend([0, 0, 1, 0, 1]);
     q
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[i.clamp(1, sorted.len()) - 1]
 }
 
 /// The load generator: `--load <server:port> <name> <seconds> <workers>`; prints one line.
@@ -168,7 +144,7 @@ fn main() {
     );
 
     let k = |args: &[&str]| {
-        run(Command::new(kubectl())
+        run(Command::new(kubectl_bin())
             .arg("--kubeconfig")
             .arg(&kc)
             .args(args))

@@ -3,8 +3,9 @@
 //! the cluster's memory (docker stats) with 30 pods running.
 //! Run with `cargo build --release && cargo bench --bench pods`; prints figures, asserts none.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,28 +16,14 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::{WatchStreamExt, watcher};
 
+use common::*;
+
 const CLUSTER: &str = "bench-pods";
 const LABEL: &str = "bench=pods";
 const BATCHES: usize = 9;
 const BATCH: usize = 10;
 const SEQUENTIAL: usize = 10;
 const STEADY_PODS: usize = 30;
-
-fn kindling() -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/kindling");
-    assert!(p.is_file(), "build it first: cargo build --release");
-    p
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 fn pod(name: &str) -> Pod {
     serde_json::from_value(serde_json::json!({
@@ -56,11 +43,6 @@ type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 /// Create → bound latencies of the measured pods.
 static SCHEDULED: Mutex<Vec<f64>> = Mutex::new(Vec::new());
 static BOUND: Mutex<Option<HashMap<String, Instant>>> = Mutex::new(None);
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[i.clamp(1, sorted.len()) - 1]
-}
 
 fn report(what: &str, mut v: Vec<f64>) {
     v.sort_by(f64::total_cmp);
@@ -147,41 +129,6 @@ async fn delete_all(api: &Api<Pod>) {
             "pods not deleted"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn memory(nodes: &[String]) -> f64 {
-    let mut args = vec![
-        "stats",
-        "--no-stream",
-        "--format",
-        "{{.Name}} {{.MemUsage}}",
-    ];
-    args.extend(nodes.iter().map(String::as_str));
-    let stats = run(Command::new("docker").args(&args));
-    let mut total = 0.0;
-    for line in stats.lines() {
-        let mut parts = line.split_whitespace();
-        let node = parts.next().unwrap_or_default();
-        let mib = parse_mib(parts.next().unwrap_or_default());
-        total += mib;
-        println!("  {node:<28} {mib:>6.1} MiB");
-    }
-    total
-}
-
-fn parse_mib(s: &str) -> f64 {
-    let num: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_digit() || *c == '.')
-        .collect();
-    let v: f64 = num.parse().unwrap_or(0.0);
-    if s.ends_with("GiB") {
-        v * 1024.0
-    } else if s.ends_with("KiB") {
-        v / 1024.0
-    } else {
-        v
     }
 }
 

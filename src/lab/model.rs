@@ -327,14 +327,35 @@ pub struct ImageCheck {
     pub history_contains: Vec<String>,
     #[serde(default)]
     pub fields: Vec<FieldMatch>,
+    /// Files read out of the image without running it.
+    #[serde(default)]
+    pub files: Vec<FileMatch>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VolumeCheck {
     pub name: String,
+    /// No container, running or stopped, has the volume mounted.
+    #[serde(default)]
+    pub unused: bool,
     #[serde(default)]
     pub fields: Vec<FieldMatch>,
+    /// Files read out of the volume (paths inside it) without running anything.
+    #[serde(default)]
+    pub files: Vec<FileMatch>,
+}
+
+/// A file in an image or volume and what it must hold: a substring, a regex, or (neither)
+/// only that it is there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FileMatch {
+    pub path: Spanned<String>,
+    #[serde(default)]
+    pub contains: Option<String>,
+    #[serde(default)]
+    pub matches: Option<Spanned<String>>,
 }
 
 /// A matcher on a dotted path into an object's JSON.
@@ -1003,9 +1024,11 @@ impl Lab {
                         );
                     }
                     p.fields(&img.fields, &format!("{at}.image"));
+                    p.files(&img.files, &format!("{at}.image"));
                 }
                 if let Some(v) = &d.volume {
                     p.fields(&v.fields, &format!("{at}.volume"));
+                    p.files(&v.files, &format!("{at}.volume"));
                 }
             }
             CheckKind::Kube(k) => {
@@ -1176,6 +1199,35 @@ impl Problems<'_> {
                     format!(
                         "{at}.{lang}: missing {} text; every text is given in en and zh",
                         if lang == "en" { "English" } else { "Chinese" }
+                    ),
+                );
+            }
+        }
+    }
+
+    fn files(&mut self, files: &[FileMatch], at: &str) {
+        for (i, f) in files.iter().enumerate() {
+            let at = format!("{at}.files[{i}]");
+            if !f.path.value.starts_with('/') {
+                self.at(
+                    &f.path,
+                    format!("{at}.path: {:?} must be absolute", f.path.value),
+                );
+            }
+            if f.contains.is_some() && f.matches.is_some() {
+                self.at(
+                    &f.path,
+                    format!("{at}: give at most one of contains, matches"),
+                );
+            }
+            if let Some(re) = &f.matches
+                && let Err(e) = regex::Regex::new(&re.value)
+            {
+                self.at(
+                    re,
+                    format!(
+                        "{at}.matches: not a valid regex: {}",
+                        one_line(&e.to_string())
                     ),
                 );
             }
@@ -1373,7 +1425,15 @@ quiz:
             &p,
             "invalid-lab-bad-check.yaml:15:13: steps[0].checks[1]: has 2 kinds (docker, exec); a check is exactly one of docker, kube, exec, http, quiz — split it into several checks",
         );
-        assert_eq!(p.len(), 2, "{p:?}");
+        assert_has(
+            &p,
+            "invalid-lab-bad-check.yaml:35:28: steps[2].checks[1].docker.image.files[0].path: \"relative.txt\" must be absolute",
+        );
+        assert_has(
+            &p,
+            "invalid-lab-bad-check.yaml:35:28: steps[2].checks[1].docker.image.files[0]: give at most one of contains, matches",
+        );
+        assert_eq!(p.len(), 4, "{p:?}");
     }
 
     #[test]

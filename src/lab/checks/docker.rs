@@ -6,10 +6,10 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 use serde_json::Value;
 
 use super::{Context, Outcome, fields};
-use crate::cluster::docker::is_status;
+use crate::cluster::docker::{is_status, read_file};
 use crate::cluster::load::normalize;
 use crate::lab::model::{
-    ContainerCheck, DockerCheck, FieldMatch, ImageCheck, NetworkCheck, VolumeCheck,
+    ContainerCheck, DockerCheck, FieldMatch, FileMatch, ImageCheck, NetworkCheck, VolumeCheck,
 };
 
 pub async fn run(d: &DockerCheck, ctx: &Context) -> Outcome {
@@ -453,10 +453,84 @@ async fn image(docker: &Docker, i: &ImageCheck) -> Outcome {
         }
     }
     apply_fields(&img, &i.fields, &mut passed, &mut ev);
+    if let Err(e) = read_files(docker, &i.reference, None, &i.files, &mut passed, &mut ev).await {
+        return Outcome::unable(e);
+    }
     Outcome {
         passed,
         evidence: ev,
     }
+}
+
+/// Where a volume is mounted in the container that reads its files.
+const VOLUME_AT: &str = "/kindling-volume";
+/// The image of that container: bundled, tiny, and never started.
+const VOLUME_READER: &str = "kindling/pause:3.10";
+
+/// Checks `files` by reading them out of a container created, never started, from `image`
+/// (with `volume` mounted at VOLUME_AT), then removed: a fraction of the cost of
+/// `docker run --rm IMAGE cat FILE`, which keeps a step's check round within its budget.
+async fn read_files(
+    docker: &Docker,
+    image: &str,
+    volume: Option<&str>,
+    files: &[FileMatch],
+    passed: &mut bool,
+    ev: &mut Vec<String>,
+) -> Result<(), String> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    if files.is_empty() {
+        return Ok(());
+    }
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        // Never run; a command is only needed for images that have none.
+        cmd: Some(vec!["true".into()]),
+        host_config: Some(HostConfig {
+            binds: volume.map(|v| vec![format!("{v}:{VOLUME_AT}:ro")]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = docker
+        .create_container(None, body)
+        .await
+        .map_err(|e| format!("cannot create a container from {image} to read files: {e}"))?
+        .id;
+    let prefix = if volume.is_some() { VOLUME_AT } else { "" };
+    for f in files {
+        let path = &f.path.value;
+        let text = match read_file(docker, &id, &format!("{prefix}{path}")).await {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(_) => {
+                *passed = false;
+                ev.push(format!("✗ no file {path}"));
+                continue;
+            }
+        };
+        let (ok, want) = match (&f.contains, &f.matches) {
+            (Some(c), _) => (text.contains(c.as_str()), format!("{c:?}")),
+            (None, Some(re)) => (
+                regex::Regex::new(&re.value).is_ok_and(|r| r.is_match(&text)),
+                format!("/{}/", re.value),
+            ),
+            (None, None) => (true, String::new()),
+        };
+        *passed &= ok;
+        let first = text.lines().next().unwrap_or("(empty)");
+        ev.push(if want.is_empty() {
+            format!("✓ {path} is there")
+        } else if ok {
+            format!("✓ {path} has {want}")
+        } else {
+            format!("✗ {path} lacks {want} (it starts: {first:?})")
+        });
+    }
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    let _ = docker.remove_container(&id, Some(opts)).await;
+    Ok(())
 }
 
 async fn volume(docker: &Docker, v: &VolumeCheck) -> Outcome {
@@ -477,6 +551,43 @@ async fn volume(docker: &Docker, v: &VolumeCheck) -> Outcome {
         str_at(&vol, "/Driver")
     )];
     apply_fields(&vol, &v.fields, &mut passed, &mut ev);
+    if v.unused {
+        let filters = std::collections::HashMap::from([("volume", vec![v.name.as_str()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let users: Vec<String> = match docker.list_containers(Some(opts)).await {
+            Ok(l) => l
+                .into_iter()
+                .flat_map(|c| c.names.unwrap_or_default())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .collect(),
+            Err(e) => return Outcome::unable(format!("cannot list containers: {e}")),
+        };
+        passed &= users.is_empty();
+        ev.push(if users.is_empty() {
+            format!("✓ no container uses {}", v.name)
+        } else {
+            format!(
+                "✗ {} still use(s) {} (`docker rm` removes a container, never its named volumes)",
+                users.join(", "),
+                v.name
+            )
+        });
+    }
+    if let Err(e) = read_files(
+        docker,
+        VOLUME_READER,
+        Some(&v.name),
+        &v.files,
+        &mut passed,
+        &mut ev,
+    )
+    .await
+    {
+        return Outcome::unable(e);
+    }
     Outcome {
         passed,
         evidence: ev,

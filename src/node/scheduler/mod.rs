@@ -7,7 +7,7 @@ mod filter;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher;
@@ -41,9 +41,11 @@ pub async fn run() -> anyhow::Result<()> {
         if let Err(e) = pass(&client, &pods, &nodes, &mut reported).await {
             eprintln!("kube-scheduler: {e:#}");
         }
-        // Batch bursts of events into one pass.
+        // One pass serves every event that queued up meanwhile (a burst of creates, the
+        // bindings just made): drain them all, then wait for the next.
         let _ = tokio::time::timeout(RETRY, triggers.next()).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        while triggers.next().now_or_never().flatten().is_some() {}
     }
 }
 
@@ -73,56 +75,27 @@ async fn pass(
         reported.clear();
         return Ok(());
     }
-    let node_list = nodes.list(&ListParams::default()).await?.items;
-    let mut placed: Vec<Pod> = pods
-        .list(&ListParams::default().fields("spec.nodeName!="))
-        .await?
-        .items;
+    let bound_pods = ListParams::default().fields("spec.nodeName!=");
+    let all_nodes = ListParams::default();
+    let (node_list, placed) = futures::try_join!(nodes.list(&all_nodes), pods.list(&bound_pods))?;
+    let (node_list, mut placed) = (node_list.items, placed.items);
+    // Placements are decided one after another (each sees the ones before it); the bindings
+    // then go out together, and events are sent without waiting, as upstream's binding cycle
+    // and event broadcaster do.
+    let mut bindings = Vec::new();
     for pod in pending {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let key = format!("{ns}/{name}");
         match decide(&pod, &node_list, &placed) {
             Decision::Bind(node) => {
-                let binding = Binding {
-                    metadata: kube::api::ObjectMeta {
-                        name: Some(name.clone()),
-                        namespace: Some(ns.clone()),
-                        ..Default::default()
-                    },
-                    target: ObjectReference {
-                        api_version: Some("v1".into()),
-                        kind: Some("Node".into()),
-                        name: Some(node.clone()),
-                        ..Default::default()
-                    },
-                };
-                let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-                let body = serde_json::to_vec(&binding)?;
-                let req = http::Request::post(format!("{}/{name}/binding", api.resource_url()))
-                    .header("content-type", "application/json")
-                    .body(body)?;
-                match client.request_text(req).await {
-                    Ok(_) => {
-                        reported.remove(&key);
-                        event(
-                            client,
-                            &pod,
-                            "Normal",
-                            "Scheduled",
-                            &format!("Successfully assigned {key} to {node}"),
-                        )
-                        .await;
-                        let mut bound = pod.clone();
-                        if let Some(s) = bound.spec.as_mut() {
-                            s.node_name = Some(node);
-                        }
-                        placed.push(bound);
-                    }
-                    // Bound meanwhile (409) or deleted (404): nothing to do.
-                    Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
-                    Err(e) => return Err(e.into()),
+                reported.remove(&key);
+                let mut bound = pod.clone();
+                if let Some(s) = bound.spec.as_mut() {
+                    s.node_name = Some(node.clone());
                 }
+                placed.push(bound);
+                bindings.push(bind(client.clone(), pod, node));
             }
             Decision::Unschedulable(message) => {
                 if reported.get(&key) != Some(&message) {
@@ -133,7 +106,45 @@ async fn pass(
             }
         }
     }
+    for r in futures::future::join_all(bindings).await {
+        r?;
+    }
     Ok(())
+}
+
+/// Binds `pod` to `node` through pods/<name>/binding, then records Scheduled in the background.
+async fn bind(client: kube::Client, pod: Pod, node: String) -> anyhow::Result<()> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let binding = Binding {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.clone()),
+            ..Default::default()
+        },
+    };
+    let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let req = http::Request::post(format!("{}/{name}/binding", api.resource_url()))
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(&binding)?)?;
+    match client.request_text(req).await {
+        Ok(_) => {
+            tokio::spawn(async move {
+                let message = format!("Successfully assigned {ns}/{name} to {node}");
+                event(&client, &pod, "Normal", "Scheduled", &message).await;
+            });
+            Ok(())
+        }
+        // Bound meanwhile (409) or deleted (404): nothing to do.
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Mark the pod's PodScheduled condition False, as upstream does, so `kubectl describe`
