@@ -1,6 +1,7 @@
 //! Pod benchmark on a 3-node cluster: start latency (create → Running seen through a watch) over
 //! 100 pods, created 10 at a time as `kubectl apply -f` of a folder would and one at a time, and
-//! the cluster's memory (docker stats) with 30 pods running.
+//! the cluster's memory (docker stats) with 30 pods running. Each round starts on settled nodes:
+//! the containers of the pods deleted before it are torn down first.
 //! Run with `cargo build --release && cargo bench --bench pods`; prints figures, asserts none.
 
 mod common;
@@ -101,7 +102,9 @@ async fn start_pods(api: &Api<Pod>, seen: &Seen, names: &[String]) -> Vec<f64> {
         .collect()
 }
 
-async fn delete_all(api: &Api<Pod>) {
+/// Deletes the bench's pods and waits until every node has torn their containers down, so the
+/// next starts are not measured against the teardown of the last batch.
+async fn delete_all(api: &Api<Pod>, nodes: &[String]) {
     let dp = DeleteParams {
         grace_period_seconds: Some(0),
         ..Default::default()
@@ -129,6 +132,25 @@ async fn delete_all(api: &Api<Pod>) {
             "pods not deleted"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for node in nodes {
+        let ctr = [
+            "exec",
+            node,
+            "ctr",
+            "-n",
+            "k8s.io",
+            "containers",
+            "ls",
+            "-q",
+        ];
+        while !run(Command::new("docker").args(ctr)).is_empty() {
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "{node} kept containers"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
@@ -197,7 +219,7 @@ async fn main() {
     // Warm up: the first pod per node pays for the bundled images' import.
     let warm: Vec<String> = (0..4).map(|i| format!("warm-{i}")).collect();
     start_pods(&api, &seen, &warm).await;
-    delete_all(&api).await;
+    delete_all(&api, &nodes).await;
     SCHEDULED.lock().unwrap().clear();
 
     let mut batched = vec![];
@@ -206,7 +228,7 @@ async fn main() {
         batched.extend(start_pods(&api, &seen, &names).await);
         if (b + 1) % (STEADY_PODS / BATCH) == 0 {
             // Keep the cluster from growing past what the memory figure is about.
-            delete_all(&api).await;
+            delete_all(&api, &nodes).await;
         }
     }
     let mut sequential = vec![];
@@ -214,7 +236,7 @@ async fn main() {
         let name = format!("seq-{i}");
         sequential.extend(start_pods(&api, &seen, &[name]).await);
     }
-    delete_all(&api).await;
+    delete_all(&api, &nodes).await;
 
     println!("pod start latency, create → Running (watch), kindling/whoami, 3 nodes:");
     report(&format!("{BATCHES} batches of {BATCH}"), batched.clone());
