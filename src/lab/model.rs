@@ -1058,16 +1058,8 @@ impl Lab {
                     p.at(&e.target, format!("{at}.command: must not be empty"));
                 }
                 for (name, re) in [("output", &e.output), ("notOutput", &e.not_output)] {
-                    if let Some(re) = re
-                        && let Err(err) = regex::Regex::new(&re.value)
-                    {
-                        p.at(
-                            re,
-                            format!(
-                                "{at}.{name}: not a valid regex: {}",
-                                one_line(&err.to_string())
-                            ),
-                        );
+                    if let Some(re) = re {
+                        p.regex(re, &format!("{at}.{name}"));
                     }
                 }
             }
@@ -1102,16 +1094,8 @@ impl Lab {
                         format!("{at}.status: {} is not an HTTP status", h.status),
                     );
                 }
-                if let Some(re) = &h.body
-                    && let Err(err) = regex::Regex::new(&re.value)
-                {
-                    p.at(
-                        re,
-                        format!(
-                            "{at}.body: not a valid regex: {}",
-                            one_line(&err.to_string())
-                        ),
-                    );
+                if let Some(re) = &h.body {
+                    p.regex(re, &format!("{at}.body"));
                 }
             }
             CheckKind::Quiz(q) => {
@@ -1205,6 +1189,15 @@ impl Problems<'_> {
         }
     }
 
+    fn regex(&mut self, re: &Spanned<String>, at: &str) {
+        if let Err(e) = regex::Regex::new(&re.value) {
+            self.at(
+                re,
+                format!("{at}: not a valid regex: {}", one_line(&e.to_string())),
+            );
+        }
+    }
+
     fn files(&mut self, files: &[FileMatch], at: &str) {
         for (i, f) in files.iter().enumerate() {
             let at = format!("{at}.files[{i}]");
@@ -1220,16 +1213,8 @@ impl Problems<'_> {
                     format!("{at}: give at most one of contains, matches"),
                 );
             }
-            if let Some(re) = &f.matches
-                && let Err(e) = regex::Regex::new(&re.value)
-            {
-                self.at(
-                    re,
-                    format!(
-                        "{at}.matches: not a valid regex: {}",
-                        one_line(&e.to_string())
-                    ),
-                );
+            if let Some(re) = &f.matches {
+                self.regex(re, &format!("{at}.matches"));
             }
         }
     }
@@ -1267,16 +1252,8 @@ impl Problems<'_> {
                     );
                 }
             }
-            if let Some(re) = &f.matches
-                && let Err(e) = regex::Regex::new(&re.value)
-            {
-                self.at(
-                    re,
-                    format!(
-                        "{at}.matches: not a valid regex: {}",
-                        one_line(&e.to_string())
-                    ),
-                );
+            if let Some(re) = &f.matches {
+                self.regex(re, &format!("{at}.matches"));
             }
         }
     }
