@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
     LabelSelector, ObjectMeta, OwnerReference, Time,
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 
 /// `selector` matches `labels`, with matchLabels and matchExpressions as
 /// apimachinery's `LabelSelectorAsSelector` reads them.
@@ -193,6 +193,25 @@ pub fn endpoint_hostname(pod: &Pod, svc_name: &str, svc_ns: Option<&str>) -> Opt
 
 /// `selector` as a label-selector query string, so lists ask the API server for just the
 /// pods a controller can own (`a=b,c in (d,e),!f`).
+/// The pods `selector` matches whose controller is the object with `uid` (the pods a Job,
+/// DaemonSet or StatefulSet owns); `what` names that object in an error.
+pub async fn owned_pods(
+    pods: &Api<Pod>,
+    selector: &LabelSelector,
+    uid: &str,
+    what: String,
+) -> Result<Vec<Pod>, super::Error> {
+    let lp = ListParams::default().labels(&selector_query(selector));
+    Ok(pods
+        .list(&lp)
+        .await
+        .map_err(|e| super::Error::Api(what, e))?
+        .items
+        .into_iter()
+        .filter(|p| controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
+        .collect())
+}
+
 pub fn selector_query(selector: &LabelSelector) -> String {
     let mut parts: Vec<String> = selector
         .match_labels

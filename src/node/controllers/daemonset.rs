@@ -21,7 +21,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use super::common::{self, controller_of};
+use super::common;
 use super::history::{self, HASH_LABEL};
 use super::{Error, Result};
 
@@ -396,15 +396,8 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<super::replicaset::Ctx>) -> Resu
         .await
         .map_err(|e| Error::Api("nodes".into(), e))?
         .items;
-    let lp = ListParams::default().labels(&common::selector_query(&spec.selector));
-    let pods: Vec<Pod> = pods_api
-        .list(&lp)
-        .await
-        .map_err(|e| Error::Api(format!("pods of daemonset {ns}/{name}"), e))?
-        .items
-        .into_iter()
-        .filter(|p| controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
-        .collect();
+    let what = format!("pods of daemonset {ns}/{name}");
+    let pods = common::owned_pods(&pods_api, &spec.selector, &uid, what).await?;
     let mut revs = history::owned(&revs_api, &uid).await?;
     let (cur, hash) = history::ensure(
         &revs_api,

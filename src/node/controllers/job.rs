@@ -8,12 +8,12 @@ use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use super::common::{self, controller_of};
+use super::common;
 use super::{Error, Result};
 
 pub const COMPONENT: &str = "job-controller";
@@ -336,15 +336,8 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<super::replicaset::Ctx>) -> Result<Ac
         .as_ref()
         .and_then(|s| s.selector.clone())
         .unwrap_or_default();
-    let lp = ListParams::default().labels(&common::selector_query(&selector));
-    let mine: Vec<Pod> = pods
-        .list(&lp)
-        .await
-        .map_err(|e| Error::Api(format!("pods of job {ns}/{name}"), e))?
-        .items
-        .into_iter()
-        .filter(|p| controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
-        .collect();
+    let what = format!("pods of job {ns}/{name}");
+    let mine = common::owned_pods(&pods, &selector, &uid, what).await?;
     let now = jiff::Timestamp::now();
     let plan = plan(&job, &mine, now);
     let job_ref = common::reference("batch/v1", "Job", &job.metadata);

@@ -13,12 +13,12 @@ use k8s_openapi::api::core::v1::{
     PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 
-use super::common::{self, controller_of};
+use super::common;
 use super::history::{self, HASH_LABEL};
 use super::{Error, Result};
 
@@ -334,15 +334,8 @@ async fn reconcile(sts: Arc<StatefulSet>, ctx: Arc<super::replicaset::Ctx>) -> R
     let revs_api: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
     let stss: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
     let spec = sts.spec.clone().unwrap_or_default();
-    let lp = ListParams::default().labels(&common::selector_query(&spec.selector));
-    let pods: Vec<Pod> = pods_api
-        .list(&lp)
-        .await
-        .map_err(|e| Error::Api(format!("pods of statefulset {ns}/{name}"), e))?
-        .items
-        .into_iter()
-        .filter(|p| controller_of(&p.metadata).is_some_and(|r| r.uid == uid))
-        .collect();
+    let what = format!("pods of statefulset {ns}/{name}");
+    let pods = common::owned_pods(&pods_api, &spec.selector, &uid, what).await?;
     let mut revs = history::owned(&revs_api, &uid).await?;
     let (update, _) = history::ensure(
         &revs_api,
