@@ -24,7 +24,8 @@ if [ ! -x "$tools/kubectl-1.20" ]; then
   dpkg-deb -x "$work"/kubernetes-client_*.deb "$work/kc"
   install -m 0755 "$work/kc/usr/bin/kubectl" "$tools/kubectl-1.20"
 fi
-"$tools/kubectl" version --client | head -1
+# No `| head`: under pipefail, kubectl killed by SIGPIPE would fail the script.
+"$tools/kubectl" version --client
 "$tools/kubectl-1.20" version --client --short 2>/dev/null || "$tools/kubectl-1.20" version --client
 
 # The official Python client, in its own virtualenv (the machine's Python stays untouched).
