@@ -1,6 +1,7 @@
 //! Pod benchmark on a 3-node cluster: start latency (create → Running seen through a watch) over
-//! 100 pods, created 10 at a time as `kubectl apply -f` of a folder would and one at a time, and
-//! the cluster's memory (docker stats) with 30 pods running. Each round starts on settled nodes:
+//! 100 pods, created in bursts of 10 as `kubectl apply -f` of a folder would, at a steady rate as
+//! upstream's density tests create them, and one at a time, and the cluster's memory (docker
+//! stats) with 30 pods running. Each round starts on settled nodes:
 //! the containers of the pods deleted before it are torn down first.
 //! Run with `cargo build --release && cargo bench --bench pods`; prints figures, asserts none.
 
@@ -21,8 +22,11 @@ use common::*;
 
 const CLUSTER: &str = "bench-pods";
 const LABEL: &str = "bench=pods";
-const BATCHES: usize = 9;
+const BATCHES: usize = 6;
 const BATCH: usize = 10;
+/// Pods created at a steady rate, PACE_PER_SECOND a second (each measured on its own).
+const PACED: usize = 30;
+const PACE_PER_SECOND: f64 = 2.0;
 const SEQUENTIAL: usize = 10;
 const STEADY_PODS: usize = 30;
 
@@ -231,6 +235,21 @@ async fn main() {
             delete_all(&api, &nodes).await;
         }
     }
+    let mut paced = vec![];
+    {
+        let gap = Duration::from_secs_f64(1.0 / PACE_PER_SECOND);
+        let starts = (0..PACED).map(|i| {
+            let (api, seen) = (api.clone(), seen.clone());
+            async move {
+                tokio::time::sleep(gap * i as u32).await;
+                start_pods(&api, &seen, &[format!("paced-{i}")]).await
+            }
+        });
+        for v in futures::future::join_all(starts).await {
+            paced.extend(v);
+        }
+    }
+    delete_all(&api, &nodes).await;
     let mut sequential = vec![];
     for i in 0..SEQUENTIAL {
         let name = format!("seq-{i}");
@@ -239,9 +258,11 @@ async fn main() {
     delete_all(&api, &nodes).await;
 
     println!("pod start latency, create → Running (watch), kindling/whoami, 3 nodes:");
-    report(&format!("{BATCHES} batches of {BATCH}"), batched.clone());
+    report(&format!("{BATCHES} bursts of {BATCH}"), batched.clone());
+    report(&format!("{PACE_PER_SECOND} a second"), paced.clone());
     report("one at a time", sequential.clone());
     let mut all = batched;
+    all.extend(paced);
     all.extend(sequential);
     report("all (budget p50 0.5 s, p99 1.5 s)", all);
     let scheduled = std::mem::take(&mut *SCHEDULED.lock().unwrap());
