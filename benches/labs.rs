@@ -1,7 +1,8 @@
 //! Lab check rounds: for every bundled lab (and the fixtures in testdata/labs) whose
 //! prerequisites are up (Docker; for cluster labs, their cluster already running), run setup,
 //! then per step the solution and the step's checks five times, printing the median and worst
-//! round against the 300 ms budget. Creates no cluster; cleans up each lab it ran.
+//! round against the 300 ms budget, then the time of the whole `kindling grade LAB` command on
+//! that solved state against the 2 s budget. Creates no cluster; cleans up each lab it ran.
 //! Run with `cargo bench --bench labs`; prints figures, asserts none.
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use kindling::lab::session;
 
 const ROUNDS: usize = 5;
 const BUDGET_MS: u64 = 300;
+const GRADE_BUDGET_MS: u64 = 2000;
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -98,12 +100,35 @@ async fn bench() {
             std::fs::write(p, bytes).unwrap();
         }
         over += bench_lab(entry, &env).await;
+        grade_time(entry, &env, &fixtures);
         if let Some(c) = &entry.lab.cleanup {
             let _ = runner::run("cleanup", c, &env, false).await;
         }
     }
     let _ = std::fs::remove_dir_all(&tmp);
     println!("{over} step round(s) over the {BUDGET_MS} ms budget");
+}
+
+/// Times `kindling grade` of the lab as a teacher runs it, on the state the solutions left.
+fn grade_time(entry: &Entry, env: &Env, labs_dir: &Path) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kindling"));
+    cmd.args(["grade", entry.id(), "--format", "json", "--labs-dir"])
+        .arg(labs_dir);
+    if let Some(k) = &env.kubeconfig {
+        cmd.arg("--kubeconfig").arg(k);
+    }
+    let started = std::time::Instant::now();
+    let out = cmd.output().expect("run kindling grade");
+    let took = started.elapsed().as_millis();
+    let score = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .map(|v| format!("{}/{}", v["score"], v["maxScore"]))
+        .unwrap_or_else(|_| String::from_utf8_lossy(&out.stderr).trim().to_string());
+    println!(
+        "{:24} {:16} {:>6} ms           budget {GRADE_BUDGET_MS} ms, score {score}",
+        entry.id(),
+        "(grade)",
+        took
+    );
 }
 
 /// Returns how many steps' median round was over budget.

@@ -1,6 +1,7 @@
-//! `kindling grade` and `kindling class report` through the real binary, on real Docker: a
-//! Docker-only lab graded before and after its solution, signed, one copy tampered, the class
-//! report's CSV totals and flags, and report.html rendered by headless Chromium.
+//! `kindling grade`, `kindling class grade` and `kindling class report` through the real binary:
+//! a Docker-only lab graded before and after its solution, signed, a copy tampered, the class
+//! report's CSV totals and flags, report.html rendered by headless Chromium; and a class's live
+//! clusters graded at once.
 
 mod common;
 
@@ -28,6 +29,21 @@ fn chromium() -> Option<PathBuf> {
             .filter(|o| o.status.success())
             .map(|_| PathBuf::from(c))
     })
+}
+
+/// The PNG headless Chromium draws of `html`.
+fn screenshot(browser: &Path, html: &Path, png: &Path) -> Vec<u8> {
+    let shot = run(Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--window-size=1200,900",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", html.display())));
+    std::fs::read(png)
+        .unwrap_or_else(|e| panic!("chromium wrote no screenshot ({e}): {}", shot.stderr))
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -169,14 +185,17 @@ fn a_lab_is_graded_on_live_docker_signed_and_reported_for_the_class() {
         full["millis"]
     );
 
-    // cara raises her own score in the file.
+    // dan copies cara's signed result as his own and raises the score in the file.
     let text = std::fs::read_to_string(&cara).unwrap();
-    let forged = text.replacen("\"score\": 3,", "\"score\": 13,", 1);
+    let forged = text
+        .replacen("\"score\": 3,", "\"score\": 13,", 1)
+        .replace("\"cara\"", "\"dan\"");
     assert_ne!(forged, text);
-    std::fs::write(&cara, forged).unwrap();
+    assert!(forged.contains("\"dan\""), "{forged}");
+    std::fs::write(results.join("dan.json"), forged).unwrap();
 
     let roster = root.join("roster.csv");
-    std::fs::write(&roster, "id,name\nana,Ana\nbob,Bob\ncara,Cara\n").unwrap();
+    std::fs::write(&roster, "id,name\nana,Ana\nbob,Bob\ncara,Cara\ndan,Dan\n").unwrap();
     let out = root.join("report");
     let r = kindling(
         &data,
@@ -194,7 +213,7 @@ fn a_lab_is_graded_on_live_docker_signed_and_reported_for_the_class() {
     )
     .ok("class report");
     assert!(
-        r.stderr.contains("flagged: cara.json: tampered"),
+        r.stderr.contains("flagged: dan.json: tampered"),
         "{}",
         r.stderr
     );
@@ -203,28 +222,139 @@ fn a_lab_is_graded_on_live_docker_signed_and_reported_for_the_class() {
     assert_eq!(lines[0], format!("student,{LAB},total,flags"));
     assert_eq!(lines[1], "ana,0,0,");
     assert_eq!(lines[2], "bob,13,13,");
-    assert!(lines[3].starts_with("cara,,0,cara.json: tampered"), "{csv}");
+    // The complete and the partial result count as signed; the tampered copy counts nothing.
+    assert_eq!(lines[3], "cara,3,3,", "{csv}");
+    assert!(lines[4].starts_with("dan,,0,dan.json: tampered"), "{csv}");
+    assert_eq!(lines.len(), 5, "{csv}");
 
-    // The report renders in a real browser, chart included.
-    let png = root.join("report.png");
-    let shot = run(Command::new(browser.unwrap())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--window-size=1200,900",
-        ])
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", out.join("report.html").display())));
+    // The report renders in a real browser, chart included: the page drawn without its chart
+    // looks different.
+    let browser = browser.unwrap();
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let (from, to) = (html.find("<svg").unwrap(), html.find("</svg>").unwrap());
+    let bare = out.join("report-without-chart.html");
+    std::fs::write(&bare, format!("{}{}", &html[..from], &html[to + 6..])).unwrap();
+    let with_chart = screenshot(&browser, &out.join("report.html"), &root.join("report.png"));
+    let without = screenshot(&browser, &bare, &root.join("report-without-chart.png"));
     assert!(
-        png.is_file(),
-        "chromium wrote no screenshot: {}",
-        shot.stderr
+        with_chart.len() > 20_000,
+        "the screenshot is only {} bytes",
+        with_chart.len()
     );
-    let size = std::fs::metadata(&png).unwrap().len();
-    assert!(size > 20_000, "the screenshot is only {size} bytes");
+    assert_ne!(with_chart, without, "the chart changed nothing on the page");
 
     kindling(&data, &["lab", "reset", LAB]).ok("lab reset");
+    if !in_ci() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
+}
+
+/// A teacher grades the live clusters of a class at once, one kubeconfig per student: a student
+/// whose cluster is gone gets 0 without holding up the others, the step a student solved counts,
+/// and the signed results make the class report.
+#[test]
+fn class_grade_grades_each_students_live_cluster_in_parallel() {
+    const CLUSTER_LAB: &str = "workloads-pods";
+    const CLUSTER: &str = "kindling-lab";
+    if !common::docker_available() {
+        return;
+    }
+    let _lock = common::cluster_lock();
+    let root = std::env::temp_dir().join(format!("kindling-class-grade-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    let key = root.join("class.key");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(&key, "another class key, 2026\n").unwrap();
+    let key_s = key.to_str().unwrap();
+    let had_cluster = kindling(&data, &["get", "clusters"])
+        .stdout
+        .lines()
+        .any(|l| l.trim() == CLUSTER);
+
+    kindling(&data, &["lab", "start", CLUSTER_LAB]).ok("lab start");
+    let kubeconfig = data.join(format!("kindling/clusters/{CLUSTER}.kubeconfig"));
+    let live = std::fs::read_to_string(&kubeconfig).unwrap();
+    // eve's cluster is gone: nothing answers at its address any more.
+    let gone: String = live
+        .lines()
+        .map(|l| match l.find("server:") {
+            Some(i) => format!("{}server: https://127.0.0.1:9\n", &l[..i]),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    assert_ne!(gone, live);
+    let grade_class = |students: &[(&str, &str)], out: &Path| {
+        let dir = root.join(format!("kubeconfigs-{}", students[0].0));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (id, text) in students {
+            std::fs::write(dir.join(format!("{id}.kubeconfig")), text).unwrap();
+        }
+        let started = Instant::now();
+        let r = kindling(
+            &data,
+            &[
+                "class",
+                "grade",
+                "--kubeconfigs",
+                dir.to_str().unwrap(),
+                CLUSTER_LAB,
+                "--key-file",
+                key_s,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+        .ok("class grade");
+        eprintln!(
+            "class grade of {} cluster(s) on {CLUSTER_LAB}: {:.0} ms",
+            students.len(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        r
+    };
+
+    // Before any solution: ana's cluster passes nothing, eve's cannot be reached.
+    let results = root.join("results");
+    let r = grade_class(&[("ana", &live), ("eve", &gone)], &results);
+    assert!(r.stderr.contains("2 results, signed"), "{}", r.stderr);
+    let ana = json(&results.join(format!("ana-{CLUSTER_LAB}.json")));
+    let eve = json(&results.join(format!("eve-{CLUSTER_LAB}.json")));
+    assert_eq!(ana["score"], 0, "{ana:#}");
+    assert_eq!(eve["score"], 0, "{eve:#}");
+    assert!(r.stdout.contains("stuck at namespace"), "{}", r.stdout);
+
+    // bob solved the first step on his cluster: its 3 points, and the rest still open.
+    kindling(&data, &["lab", "solve", CLUSTER_LAB, "--step", "namespace"]).ok("solve");
+    let r = grade_class(&[("bob", &live)], &results);
+    let bob = json(&results.join(format!("bob-{CLUSTER_LAB}.json")));
+    assert_eq!(bob["score"], 3, "{bob:#}");
+    assert_eq!(bob["steps"][0]["passed"], true, "{bob:#}");
+    assert!(r.stdout.contains("stuck at inside"), "{}", r.stdout);
+
+    let report = root.join("report");
+    kindling(
+        &data,
+        &[
+            "class",
+            "report",
+            results.to_str().unwrap(),
+            "--key-file",
+            key_s,
+            "--out",
+            report.to_str().unwrap(),
+        ],
+    )
+    .ok("class report");
+    let csv = std::fs::read_to_string(report.join("grades.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], format!("student,{CLUSTER_LAB},total,flags"));
+    assert_eq!(&lines[1..], ["ana,0,0,", "bob,3,3,", "eve,0,0,"], "{csv}");
+
+    kindling(&data, &["lab", "reset", CLUSTER_LAB]).ok("lab reset");
+    if !had_cluster {
+        kindling(&data, &["delete", "cluster", "--name", CLUSTER]).ok("delete cluster");
+    }
     if !in_ci() {
         let _ = std::fs::remove_dir_all(&root);
     }
