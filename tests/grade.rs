@@ -94,6 +94,8 @@ fn a_lab_is_graded_on_live_docker_signed_and_reported_for_the_class() {
     assert_eq!(before["score"], 0, "{before:#}");
     assert_eq!(max, 13);
     assert_eq!(before["signature"]["algorithm"], "HMAC-SHA256");
+    assert_eq!(before["kindling"].as_str(), Some(env!("CARGO_PKG_VERSION")));
+    assert_eq!(before["lab"]["version"], "kindling.dev/v1alpha1");
     assert!(
         before["lab"]["contentHash"]
             .as_str()
@@ -184,6 +186,54 @@ fn a_lab_is_graded_on_live_docker_signed_and_reported_for_the_class() {
         took.as_secs_f64() * 1000.0,
         full["millis"]
     );
+
+    // A teacher's check pack adds a check students never see; it counts like the others.
+    let pack = root.join("hidden.yaml");
+    std::fs::write(
+        &pack,
+        format!(
+            r#"apiVersion: kindling.dev/v1alpha1
+kind: CheckPack
+lab: {LAB}
+steps:
+  - step: bridge
+    checks:
+      - id: hidden-bridge-ip
+        points: 2
+        title: {{en: "lab-net-bridge has an IPv4 address", zh: "lab-net-bridge 有 IPv4 地址"}}
+        exec: {{in: host, command: "docker exec lab-net-bridge ip -4 addr show eth0", output: 'inet [0-9]'}}
+"#
+        ),
+    )
+    .unwrap();
+    let gs = kindling(
+        &data,
+        &[
+            "grade",
+            LAB,
+            "--student",
+            "bob",
+            "--checks",
+            pack.to_str().unwrap(),
+            "--format",
+            "gradescope",
+        ],
+    )
+    .ok("grade with a check pack");
+    let gs: serde_json::Value = serde_json::from_str(&gs.stdout).unwrap();
+    assert_eq!(
+        (gs["score"].as_u64(), gs["max_score"].as_u64()),
+        (Some(15), Some(15)),
+        "{gs:#}"
+    );
+    let hidden: Vec<&serde_json::Value> = gs["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["visibility"] == "hidden")
+        .collect();
+    assert_eq!(hidden.len(), 1, "{gs:#}");
+    assert_eq!(hidden[0]["score"], 2, "{gs:#}");
 
     // dan copies cara's signed result as his own and raises the score in the file.
     let text = std::fs::read_to_string(&cara).unwrap();
