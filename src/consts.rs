@@ -43,7 +43,5 @@ pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 /// Taint that keeps ordinary pods off control-plane nodes when workers exist.
 pub const CONTROL_PLANE_TAINT: &str = "node-role.kubernetes.io/control-plane";
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
-/// The tolerationSeconds the API server gives new pods for the not-ready and unreachable
-/// NoExecute taints (upstream's `--default-{not-ready,unreachable}-toleration-seconds`, 300):
-/// short, so a classroom sees pods leave a stopped node within a minute.
-pub const DEFAULT_TOLERATION_SECONDS: i64 = 30;
+/// How often the kubelet reports its node's status and renews its Lease.
+pub const NODE_HEARTBEAT_SECONDS: u32 = 10;

@@ -51,6 +51,11 @@ impl Drop for Use {
     }
 }
 
+/// The shared cluster's node lifecycle timings (its config's `nodeLifecycle`): a stopped node is
+/// NotReady after GRACE_SECONDS, and its pods are evicted TOLERATION_SECONDS later.
+const GRACE_SECONDS: u64 = 20;
+const TOLERATION_SECONDS: u64 = 10;
+
 /// The shared cluster (one control plane, two workers), made on first use. None when Docker
 /// or kubectl is missing outside CI.
 fn cluster(alone: bool) -> Option<Use> {
@@ -79,7 +84,9 @@ fn cluster(alone: bool) -> Option<Use> {
         create_cluster(
             CLUSTER,
             &kc,
-            Some("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n"),
+            Some(&format!(
+                "kind: Cluster\napiVersion: kindling.dev/v1alpha1\nnodeLifecycle:\n  nodeMonitorGracePeriodSeconds: {GRACE_SECONDS}\n  tolerationSeconds: {TOLERATION_SECONDS}\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n"
+            )),
         )
         .ok("create cluster");
         println!("cluster created in {:.1} s", start.elapsed().as_secs_f64());
@@ -630,6 +637,60 @@ spec:
             name
         );
     }
+    // Each pod resolves by its stable name under the headless Service, from a pod beside them
+    // (the pods' search path makes `web-0.nginx` enough).
+    kubectl(
+        kc,
+        &[
+            "run",
+            "client",
+            "-n",
+            "sts",
+            "--image=kindling/toolbox",
+            "--restart=Never",
+            "--command",
+            "--",
+            "sleep",
+            "600",
+        ],
+    )
+    .ok("run client");
+    kubectl(
+        kc,
+        &[
+            "wait",
+            "-n",
+            "sts",
+            "--for=condition=Ready",
+            "pod/client",
+            "--timeout=60s",
+        ],
+    )
+    .ok("client ready");
+    for p in &all {
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let ip = p["status"]["podIP"].as_str().unwrap();
+        let out = kubectl(
+            kc,
+            &[
+                "exec",
+                "-n",
+                "sts",
+                "client",
+                "--",
+                "nslookup",
+                &format!("{name}.nginx"),
+            ],
+        )
+        .ok("nslookup");
+        let fqdn = format!("{name}.nginx.sts.svc.cluster.local");
+        assert!(
+            out.stdout.contains(&format!("Name:\t{fqdn}"))
+                && out.stdout.contains(&format!("Address: {ip}")),
+            "{name}.nginx did not resolve to {ip}:\n{}",
+            out.stdout
+        );
+    }
     let claims: Vec<String> = items(&get_json(kc, &["pvc", "-n", "sts"]))
         .iter()
         .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
@@ -787,6 +848,20 @@ fn a_stopped_worker_goes_not_ready_and_its_pods_come_back_on_other_nodes() {
             .collect()
     };
     let before = pods();
+    // The cluster config's toleration reached every new pod, as the API server's default.
+    let spec = get_json(kc, &["pod", &before[0].0, "-n", "fail"]);
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let t = spec["spec"]["tolerations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} toleration: {spec:#}"));
+        assert_eq!(t["tolerationSeconds"], TOLERATION_SECONDS, "{t}");
+    }
     // The worker with the most pods is the one to stop.
     let victim = [format!("{CLUSTER}-worker"), format!("{CLUSTER}-worker2")]
         .into_iter()
@@ -827,6 +902,10 @@ fn a_stopped_worker_goes_not_ready_and_its_pods_come_back_on_other_nodes() {
         },
     );
     let not_ready = stopped.elapsed();
+    assert!(
+        not_ready <= Duration::from_secs(GRACE_SECONDS + 10 + 10),
+        "NotReady only {not_ready:?} after the stop, with a {GRACE_SECONDS} s grace"
+    );
     let ready = condition(&node, "Ready").unwrap();
     assert_eq!(ready["reason"], "NodeStatusUnknown");
     assert_eq!(ready["message"], "Kubelet stopped posting node status.");
@@ -878,6 +957,13 @@ fn a_stopped_worker_goes_not_ready_and_its_pods_come_back_on_other_nodes() {
         recovered.as_secs_f64()
     );
     assert!(back.iter().all(|(p, _)| !moved.contains(p)));
+    // Within the configured time: the grace (plus the heartbeat that may have just gone out
+    // before the stop), the toleration, and the replacements' start.
+    let budget = Duration::from_secs(GRACE_SECONDS + 10 + TOLERATION_SECONDS + 30);
+    assert!(
+        recovered <= budget,
+        "pods came back {recovered:?} after the stop, over the configured {budget:?}"
+    );
     wait_for(
         "the service to answer every request",
         Duration::from_secs(30),

@@ -93,6 +93,42 @@ pub struct Cluster {
     /// Kindling only: the Flannel backend (`vxlan`, `hostGw`, `udp`).
     #[serde(default)]
     pub flannel: Option<Flannel>,
+    /// Kindling only: how soon a silent node is NotReady and its pods are evicted.
+    #[serde(default)]
+    pub node_lifecycle: Option<NodeLifecycle>,
+}
+
+/// The node lifecycle timings, shorter than upstream's (40 s and 300 s) so that a classroom sees
+/// a stopped node's pods move within a minute.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeLifecycle {
+    /// Silence after which a node is NotReady/Unknown and tainted unreachable (the
+    /// controller-manager's `--node-monitor-grace-period`).
+    #[serde(default = "NodeLifecycle::default_grace")]
+    pub node_monitor_grace_period_seconds: u32,
+    /// How long pods stay on a not-ready or unreachable node before they are evicted (the API
+    /// server's `--default-{not-ready,unreachable}-toleration-seconds`).
+    #[serde(default = "NodeLifecycle::default_toleration")]
+    pub toleration_seconds: u32,
+}
+
+impl NodeLifecycle {
+    fn default_grace() -> u32 {
+        20
+    }
+    fn default_toleration() -> u32 {
+        30
+    }
+}
+
+impl Default for NodeLifecycle {
+    fn default() -> Self {
+        NodeLifecycle {
+            node_monitor_grace_period_seconds: Self::default_grace(),
+            toleration_seconds: Self::default_toleration(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Default, PartialEq)]
@@ -233,6 +269,20 @@ impl Cluster {
                 "flannel: is a Kindling field; set apiVersion: {KINDLING_API_VERSION}"
             ));
         }
+        if let Some(l) = &self.node_lifecycle {
+            if self.api_version != KINDLING_API_VERSION {
+                p.push(format!(
+                    "nodeLifecycle: is a Kindling field; set apiVersion: {KINDLING_API_VERSION}"
+                ));
+            }
+            let heartbeat = crate::consts::NODE_HEARTBEAT_SECONDS;
+            if l.node_monitor_grace_period_seconds < heartbeat {
+                p.push(format!(
+                    "nodeLifecycle.nodeMonitorGracePeriodSeconds: {} is shorter than the kubelet's {heartbeat} s heartbeat, so healthy nodes would go NotReady; use {heartbeat} or more",
+                    l.node_monitor_grace_period_seconds
+                ));
+            }
+        }
         if let Some(name) = &self.name
             && let Err(e) = validate_cluster_name(name)
         {
@@ -358,6 +408,10 @@ impl Cluster {
     pub fn flannel_backend(&self) -> FlannelBackend {
         self.flannel.clone().unwrap_or_default().backend
     }
+
+    pub fn node_lifecycle(&self) -> NodeLifecycle {
+        self.node_lifecycle.unwrap_or_default()
+    }
 }
 
 /// Cluster names become parts of container and host names, so they follow DNS label rules.
@@ -458,6 +512,40 @@ mod tests {
     fn kindling_config_selects_the_flannel_backend() {
         let c = load("valid-kindling-host-gw.yaml").unwrap();
         assert_eq!(c.flannel_backend(), FlannelBackend::HostGw);
+    }
+
+    #[test]
+    fn kindling_config_sets_the_node_lifecycle_timings_and_defaults_the_rest() {
+        let c = load("valid-kindling-node-lifecycle.yaml").unwrap();
+        assert_eq!(
+            c.node_lifecycle(),
+            NodeLifecycle {
+                node_monitor_grace_period_seconds: 10,
+                toleration_seconds: 5
+            }
+        );
+        let c = load("valid-kindling-host-gw.yaml").unwrap();
+        assert_eq!(c.node_lifecycle(), NodeLifecycle::default());
+        let c = Cluster::parse(
+            "half.yaml",
+            "kind: Cluster\napiVersion: kindling.dev/v1alpha1\nnodeLifecycle: {tolerationSeconds: 0}\nnodes: [{role: control-plane}]\n",
+        )
+        .unwrap();
+        assert_eq!(c.node_lifecycle().node_monitor_grace_period_seconds, 20);
+        assert_eq!(c.node_lifecycle().toleration_seconds, 0);
+    }
+
+    #[test]
+    fn node_lifecycle_needs_the_kindling_api_version_and_a_grace_of_a_heartbeat() {
+        let e = load("invalid-node-lifecycle.yaml").unwrap_err().to_string();
+        assert!(
+            e.contains("nodeLifecycle: is a Kindling field; set apiVersion: kindling.dev/v1alpha1"),
+            "{e}"
+        );
+        assert!(
+            e.contains("nodeLifecycle.nodeMonitorGracePeriodSeconds: 5 is shorter than the kubelet's 10 s heartbeat"),
+            "{e}"
+        );
     }
 
     #[test]

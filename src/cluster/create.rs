@@ -268,6 +268,7 @@ async fn create_steps(
             },
             kube_proxy_mode: cfg.networking.kube_proxy_mode.clone().unwrap_or_default(),
             flannel_backend: cfg.flannel_backend(),
+            node_lifecycle: cfg.node_lifecycle(),
         };
         let kubelet = ca.issue_client(&format!("system:node:{}", node.name), &["system:nodes"])?;
         let kubelet_entry = Entry {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster::config::{FlannelBackend, KubeProxyMode, Role};
+use crate::cluster::config::{FlannelBackend, KubeProxyMode, NodeLifecycle, Role};
 use crate::consts::NODE_CONFIG_PATH;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub kube_proxy_mode: KubeProxyMode,
     #[serde(default)]
     pub flannel_backend: FlannelBackend,
+    #[serde(default)]
+    pub node_lifecycle: NodeLifecycle,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,7 @@ impl NodeConfig {
             register_taints: vec![],
             kube_proxy_mode: KubeProxyMode::default(),
             flannel_backend: FlannelBackend::default(),
+            node_lifecycle: NodeLifecycle::default(),
         }
     }
 }

@@ -84,6 +84,10 @@ pub fn components(cfg: &NodeConfig, node_ip: Option<std::net::IpAddr>) -> Vec<Co
             API_SERVER_PORT.to_string(),
             "--service-cluster-ip-range".into(),
             cfg.service_subnet.clone(),
+            "--default-not-ready-toleration-seconds".into(),
+            cfg.node_lifecycle.toleration_seconds.to_string(),
+            "--default-unreachable-toleration-seconds".into(),
+            cfg.node_lifecycle.toleration_seconds.to_string(),
         ];
         if let Some(ip) = node_ip {
             args.extend(["--advertise-address".into(), ip.to_string()]);

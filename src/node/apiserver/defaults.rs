@@ -19,6 +19,27 @@ fn each(list: &mut Value, mut f: impl FnMut(&mut Value)) {
     }
 }
 
+/// The tolerationSeconds new pods get for the not-ready and unreachable NoExecute taints: the
+/// API server's `--default-{not-ready,unreachable}-toleration-seconds`, set once at start (an
+/// admission default for every pod, like upstream's DefaultTolerationSeconds plugin).
+static TOLERATION_SECONDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+
+pub fn set_toleration_seconds(not_ready: u32, unreachable: u32) {
+    let _ = TOLERATION_SECONDS.set((not_ready, unreachable));
+}
+
+fn toleration_seconds(key: &str) -> u32 {
+    let (not_ready, unreachable) = TOLERATION_SECONDS.get().copied().unwrap_or_else(|| {
+        let s = crate::cluster::config::NodeLifecycle::default().toleration_seconds;
+        (s, s)
+    });
+    if key == "node.kubernetes.io/unreachable" {
+        unreachable
+    } else {
+        not_ready
+    }
+}
+
 /// Defaults `rt`'s object in place. `created` is true on create only: what upstream's
 /// admission adds to new Pods (service account, not-ready tolerations) and a Job's generated
 /// selector are not re-added on update.
@@ -207,7 +228,7 @@ fn pod_admission(spec: &mut Value) {
         if !tolerated {
             tolerations.push(json!({
                 "key": key, "operator": "Exists", "effect": "NoExecute",
-                "tolerationSeconds": crate::consts::DEFAULT_TOLERATION_SECONDS
+                "tolerationSeconds": toleration_seconds(key)
             }));
         }
     }

@@ -36,6 +36,7 @@ use anyhow::Context;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 
+use crate::cluster::config::NodeLifecycle;
 use handlers::State;
 use storage::Store;
 
@@ -70,6 +71,12 @@ pub struct Args {
     /// Address advertised to clients (endpoints of the `kubernetes` Service).
     #[arg(long)]
     pub advertise_address: Option<std::net::IpAddr>,
+    /// tolerationSeconds of the not-ready NoExecute toleration every new pod gets.
+    #[arg(long, default_value_t = NodeLifecycle::default().toleration_seconds)]
+    pub default_not_ready_toleration_seconds: u32,
+    /// tolerationSeconds of the unreachable NoExecute toleration every new pod gets.
+    #[arg(long, default_value_t = NodeLifecycle::default().toleration_seconds)]
+    pub default_unreachable_toleration_seconds: u32,
 }
 
 /// Namespaces every cluster starts with, as kubeadm's do.
@@ -82,6 +89,10 @@ pub const SYSTEM_NAMESPACES: &[&str] = &[
 
 /// Serve until the process is stopped.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    defaults::set_toleration_seconds(
+        args.default_not_ready_toleration_seconds,
+        args.default_unreachable_toleration_seconds,
+    );
     let (tls_config, client_auth) = tls::server_config(
         &args.tls_cert_file,
         &args.tls_private_key_file,

@@ -177,7 +177,11 @@ pub async fn run() -> anyhow::Result<()> {
         _ = daemonset::run(client.clone()) => Ok(()),
         _ = statefulset::run(client.clone()) => Ok(()),
         _ = serviceaccount::run(client.clone(), ca) => Ok(()),
-        _ = nodelifecycle::run(client.clone(), nodelifecycle::Settings::default()) => Ok(()),
+        _ = nodelifecycle::run(client.clone(), nodelifecycle::Settings {
+            grace: std::time::Duration::from_secs(
+                cfg.node_lifecycle.node_monitor_grace_period_seconds.into(),
+            ),
+        }) => Ok(()),
         e = renew => Err(e.into()),
     }
 }

@@ -25,23 +25,12 @@ const MONITOR_PERIOD: Duration = Duration::from_secs(2);
 /// Pods on nodes that no longer exist are collected every this many passes.
 const GC_EVERY: u32 = 5;
 
-/// The timings, shorter than upstream's so a classroom sees a node fail within a minute.
+/// The timings, from the cluster config's `nodeLifecycle` (shorter than upstream's, so a
+/// classroom sees a node fail within a minute).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Settings {
-    /// Silence after which a node is Unknown (upstream's `--node-monitor-grace-period`, 40 s;
-    /// the kubelet heartbeats every 10 s).
+    /// Silence after which a node is Unknown (upstream's `--node-monitor-grace-period`).
     pub grace: Duration,
-}
-
-/// The default grace: two missed kubelet heartbeats.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(20);
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            grace: DEFAULT_GRACE,
-        }
-    }
 }
 
 fn ready_status(node: &Node) -> Option<&str> {

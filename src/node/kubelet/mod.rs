@@ -29,7 +29,7 @@ use crate::node::config::NodeConfig;
 pub use node_status::{NodeFacts, desired_node, status_patch};
 
 /// How often the node's status and lease are renewed (upstream's default is 10s).
-const HEARTBEAT: Duration = Duration::from_secs(10);
+const HEARTBEAT: Duration = Duration::from_secs(crate::consts::NODE_HEARTBEAT_SECONDS as u64);
 /// Retry interval before the node is registered, short so a new cluster is Ready quickly.
 const REGISTER_RETRY: Duration = Duration::from_millis(300);
 const LEASE_SECONDS: i32 = 40;
