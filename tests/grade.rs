@@ -46,6 +46,29 @@ fn screenshot(browser: &Path, html: &Path, png: &Path) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("chromium wrote no screenshot ({e}): {}", shot.stderr))
 }
 
+/// `kindling class report` of `results` into `out`; its output and the grades.csv it wrote.
+fn class_report(
+    data: &Path,
+    results: &Path,
+    key: &Path,
+    roster: Option<&Path>,
+    out: &Path,
+) -> (Run, String) {
+    let mut args = vec!["class", "report", results.to_str().unwrap()];
+    if let Some(r) = roster {
+        args.extend(["--roster", r.to_str().unwrap()]);
+    }
+    args.extend([
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let r = kindling(data, &args).ok("class report");
+    let csv = std::fs::read_to_string(out.join("grades.csv")).unwrap();
+    (r, csv)
+}
+
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -247,27 +270,12 @@ steps:
     let roster = root.join("roster.csv");
     std::fs::write(&roster, "id,name\nana,Ana\nbob,Bob\ncara,Cara\ndan,Dan\n").unwrap();
     let out = root.join("report");
-    let r = kindling(
-        &data,
-        &[
-            "class",
-            "report",
-            results.to_str().unwrap(),
-            "--roster",
-            roster.to_str().unwrap(),
-            "--key-file",
-            key_s,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .ok("class report");
+    let (r, csv) = class_report(&data, &results, &key, Some(&roster), &out);
     assert!(
         r.stderr.contains("flagged: dan.json: tampered"),
         "{}",
         r.stderr
     );
-    let csv = std::fs::read_to_string(out.join("grades.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], format!("student,{LAB},total,flags"));
     assert_eq!(lines[1], "ana,0,0,");
@@ -382,21 +390,7 @@ fn class_grade_grades_each_students_live_cluster_in_parallel() {
     assert_eq!(bob["steps"][0]["passed"], true, "{bob:#}");
     assert!(r.stdout.contains("stuck at inside"), "{}", r.stdout);
 
-    let report = root.join("report");
-    kindling(
-        &data,
-        &[
-            "class",
-            "report",
-            results.to_str().unwrap(),
-            "--key-file",
-            key_s,
-            "--out",
-            report.to_str().unwrap(),
-        ],
-    )
-    .ok("class report");
-    let csv = std::fs::read_to_string(report.join("grades.csv")).unwrap();
+    let (_, csv) = class_report(&data, &results, &key, None, &root.join("report"));
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines[0], format!("student,{CLUSTER_LAB},total,flags"));
     assert_eq!(&lines[1..], ["ana,0,0,", "bob,3,3,", "eve,0,0,"], "{csv}");

@@ -101,32 +101,21 @@ pub struct Cluster {
 /// The node lifecycle timings, shorter than upstream's (40 s and 300 s) so that a classroom sees
 /// a stopped node's pods move within a minute.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct NodeLifecycle {
     /// Silence after which a node is NotReady/Unknown and tainted unreachable (the
     /// controller-manager's `--node-monitor-grace-period`).
-    #[serde(default = "NodeLifecycle::default_grace")]
     pub node_monitor_grace_period_seconds: u32,
     /// How long pods stay on a not-ready or unreachable node before they are evicted (the API
     /// server's `--default-{not-ready,unreachable}-toleration-seconds`).
-    #[serde(default = "NodeLifecycle::default_toleration")]
     pub toleration_seconds: u32,
-}
-
-impl NodeLifecycle {
-    fn default_grace() -> u32 {
-        20
-    }
-    fn default_toleration() -> u32 {
-        30
-    }
 }
 
 impl Default for NodeLifecycle {
     fn default() -> Self {
         NodeLifecycle {
-            node_monitor_grace_period_seconds: Self::default_grace(),
-            toleration_seconds: Self::default_toleration(),
+            node_monitor_grace_period_seconds: 20,
+            toleration_seconds: 30,
         }
     }
 }

@@ -19,36 +19,25 @@ fn each(list: &mut Value, mut f: impl FnMut(&mut Value)) {
     }
 }
 
-/// The tolerationSeconds new pods get for the not-ready and unreachable NoExecute taints: the
-/// API server's `--default-{not-ready,unreachable}-toleration-seconds`, set once at start (an
-/// admission default for every pod, like upstream's DefaultTolerationSeconds plugin).
-static TOLERATION_SECONDS: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
-
-pub fn set_toleration_seconds(not_ready: u32, unreachable: u32) {
-    let _ = TOLERATION_SECONDS.set((not_ready, unreachable));
+/// What the API server's admission adds to new pods, from its flags.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    /// `--default-not-ready-toleration-seconds`.
+    pub not_ready_toleration_seconds: u32,
+    /// `--default-unreachable-toleration-seconds`.
+    pub unreachable_toleration_seconds: u32,
 }
 
-fn toleration_seconds(key: &str) -> u32 {
-    let (not_ready, unreachable) = TOLERATION_SECONDS.get().copied().unwrap_or_else(|| {
-        let s = crate::cluster::config::NodeLifecycle::default().toleration_seconds;
-        (s, s)
-    });
-    if key == "node.kubernetes.io/unreachable" {
-        unreachable
-    } else {
-        not_ready
-    }
-}
-
-/// Defaults `rt`'s object in place. `created` is true on create only: what upstream's
+/// Defaults `rt`'s object in place. `admission` is given on create only: what upstream's
 /// admission adds to new Pods (service account, not-ready tolerations) and a Job's generated
 /// selector are not re-added on update.
-pub fn apply(rt: &ResourceType, obj: &mut Value, created: bool) {
+pub fn apply(rt: &ResourceType, obj: &mut Value, admission: Option<&Admission>) {
+    let created = admission.is_some();
     match (rt.group, rt.kind) {
         ("", "Pod") => {
             pod_spec(&mut obj["spec"]);
-            if created {
-                pod_admission(&mut obj["spec"]);
+            if let Some(a) = admission {
+                pod_admission(&mut obj["spec"], a);
             }
         }
         ("", "PodTemplate") => pod_template(&mut obj["template"]),
@@ -207,7 +196,7 @@ fn pod_template(template: &mut Value) {
 }
 
 /// What the ServiceAccount and DefaultTolerationSeconds admission plugins add to a new Pod.
-fn pod_admission(spec: &mut Value) {
+fn pod_admission(spec: &mut Value, admission: &Admission) {
     if !spec.is_object() {
         return;
     }
@@ -216,9 +205,15 @@ fn pod_admission(spec: &mut Value) {
     or(spec, "priority", json!(0));
     or(spec, "preemptionPolicy", json!("PreemptLowerPriority"));
     or(spec, "tolerations", json!([]));
-    for key in [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
+    for (key, seconds) in [
+        (
+            "node.kubernetes.io/not-ready",
+            admission.not_ready_toleration_seconds,
+        ),
+        (
+            "node.kubernetes.io/unreachable",
+            admission.unreachable_toleration_seconds,
+        ),
     ] {
         let tolerations = spec["tolerations"].as_array_mut().expect("set just above");
         let tolerated = tolerations.iter().any(|t| {
@@ -228,7 +223,7 @@ fn pod_admission(spec: &mut Value) {
         if !tolerated {
             tolerations.push(json!({
                 "key": key, "operator": "Exists", "effect": "NoExecute",
-                "tolerationSeconds": toleration_seconds(key)
+                "tolerationSeconds": seconds
             }));
         }
     }
@@ -301,13 +296,18 @@ mod tests {
     use super::*;
     use crate::node::apiserver::resources::find;
 
+    const ADMISSION: Admission = Admission {
+        not_ready_toleration_seconds: 30,
+        unreachable_toleration_seconds: 30,
+    };
+
     #[test]
     fn a_bare_pod_gets_what_a_real_cluster_fills_in() {
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [
             {"name": "a", "image": "kindling/whoami", "ports": [{"containerPort": 80}]},
             {"name": "b", "image": "app:1.0", "imagePullPolicy": "Never"}
         ]}});
-        apply(find("", "v1", "pods").unwrap(), &mut pod, true);
+        apply(find("", "v1", "pods").unwrap(), &mut pod, Some(&ADMISSION));
         let spec = &pod["spec"];
         assert_eq!(spec["restartPolicy"], "Always");
         assert_eq!(spec["dnsPolicy"], "ClusterFirst");
@@ -320,7 +320,7 @@ mod tests {
         // Defaulting twice changes nothing.
         let again = {
             let mut p = pod.clone();
-            apply(find("", "v1", "pods").unwrap(), &mut p, false);
+            apply(find("", "v1", "pods").unwrap(), &mut p, None);
             p
         };
         assert_eq!(again, pod);
@@ -329,7 +329,11 @@ mod tests {
     #[test]
     fn workloads_get_upstream_strategies_and_jobs_their_own_selector() {
         let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x:1"}]}}}});
-        apply(find("apps", "v1", "deployments").unwrap(), &mut d, true);
+        apply(
+            find("apps", "v1", "deployments").unwrap(),
+            &mut d,
+            Some(&ADMISSION),
+        );
         assert_eq!(
             d["spec"]["strategy"],
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}})
@@ -337,7 +341,11 @@ mod tests {
         assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
         assert!(d["spec"]["template"]["spec"]["serviceAccountName"].is_null());
         let mut j = json!({"metadata": {"name": "pi", "uid": "u1"}, "spec": {"template": {"spec": {"restartPolicy": "Never"}}}});
-        apply(find("batch", "v1", "jobs").unwrap(), &mut j, true);
+        apply(
+            find("batch", "v1", "jobs").unwrap(),
+            &mut j,
+            Some(&ADMISSION),
+        );
         assert_eq!(
             j["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
             "u1"

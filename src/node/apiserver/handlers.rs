@@ -53,6 +53,8 @@ pub struct State {
     pub bootstrapped: AtomicBool,
     /// Where Services get their ClusterIPs and NodePorts.
     pub services: services::Ranges,
+    /// What new pods are given on create.
+    pub admission: super::defaults::Admission,
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -782,7 +784,7 @@ impl Ctx {
         let warnings = self.prune(&mut obj);
         self.warn(warnings);
         prepare_for_create(self.rt, &mut obj);
-        super::defaults::apply(self.rt, &mut obj, true);
+        super::defaults::apply(self.rt, &mut obj, Some(&self.state.admission));
         super::spec_validation::validate(self.rt, &obj)?;
         Ok((name, obj))
     }
@@ -911,7 +913,7 @@ impl Ctx {
                     if main {
                         warnings = self.prune(&mut new);
                         fold_string_data(rt, &mut new);
-                        super::defaults::apply(rt, &mut new, false);
+                        super::defaults::apply(rt, &mut new, None);
                         // Upstream reports invalid and immutable fields together.
                         let invalid = super::spec_validation::validate(rt, &new).err();
                         new = match (invalid, super::immutable::check_update(rt, &cur, new)) {

@@ -89,10 +89,6 @@ pub const SYSTEM_NAMESPACES: &[&str] = &[
 
 /// Serve until the process is stopped.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    defaults::set_toleration_seconds(
-        args.default_not_ready_toleration_seconds,
-        args.default_unreachable_toleration_seconds,
-    );
     let (tls_config, client_auth) = tls::server_config(
         &args.tls_cert_file,
         &args.tls_private_key_file,
@@ -113,6 +109,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         server_address: SocketAddr::new(advertise, args.secure_port).to_string(),
         bootstrapped: Default::default(),
         services: ranges,
+        admission: defaults::Admission {
+            not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+        },
     });
     let addr = SocketAddr::new(args.bind_address, args.secure_port);
     let listener = tokio::net::TcpListener::bind(addr)
