@@ -342,6 +342,37 @@ fn a_student_works_through_the_fixture_lab_with_the_lab_commands() {
         r.stdout
     );
 
+    // `--step` checks a step other than the current one without moving progress, and names
+    // the lab's steps when there is no such step.
+    let r = fixture_lab(&data, &["check", "--step", "volume", "-o", "json"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        (&report["step"], &report["passed"]),
+        (&"volume".into(), &false.into())
+    );
+    let r = fixture_lab(&data, &["check", "--step", "run-web"]).ok("re-check run-web");
+    assert!(
+        r.stdout.contains("✓ fx-web runs kindling/whoami"),
+        "{}",
+        r.stdout
+    );
+    let r = fixture_lab(&data, &["check", "--step", "nope"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("lab fixture-docker has no step \"nope\"; its steps are run-web, network"),
+        "{}",
+        r.stderr
+    );
+    let r = fixture_lab(&data, &["status"]).ok("status");
+    assert!(
+        r.stdout
+            .contains("▶ 2. Containers that find each other by name"),
+        "{}",
+        r.stdout
+    );
+
     // A teacher's `solve` runs the solution; the student's `check` still grades it.
     fixture_lab(&data, &["solve"]).ok("solve network");
     let r = fixture_lab(&data, &["check", "-o", "json"]).ok("check network");

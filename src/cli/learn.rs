@@ -10,7 +10,7 @@ use kindling::lab::progress::Store;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Pick a lab, read each step, type the commands in the lab shell (s) and watch the checks\nturn green; they run every 2 seconds. ? shows every key, q quits. Progress is shared with\n`kindling lab` and kept in $XDG_DATA_HOME/kindling (default ~/.local/share/kindling).\nNO_COLOR=1 turns colors off."
+    after_help = "Pick a lab, read each step, type the commands in the lab shell (s) and watch the checks\nturn green; they run every 2 seconds and right after a Docker or cluster event. ? shows every key, q quits. Progress is shared with\n`kindling lab` and kept in $XDG_DATA_HOME/kindling (default ~/.local/share/kindling).\nNO_COLOR=1 turns colors off."
 )]
 pub struct Args {
     /// Open this lab right away instead of the picker.
@@ -21,13 +21,29 @@ pub struct Args {
     /// A folder of your own labs (DIR/<track>/<lab>/lab.yaml), added to the bundled ones.
     #[arg(long, value_name = "DIR")]
     pub labs_dir: Option<std::path::PathBuf>,
-    /// Print how long the first frame took (to stderr, after quitting).
-    #[arg(long, hide = true)]
-    pub timing: bool,
+    /// Append the moments of the first frame and of the first frame with cluster nodes to FILE
+    /// (`first_frame UNIX_MICROS`, `cluster_shown UNIX_MICROS`), for `cargo bench --bench learn`.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub timing: Option<std::path::PathBuf>,
+}
+
+/// Appends `what UNIX_MICROS` to the timing file; the bench subtracts the moment it started us.
+fn stamp(file: &std::path::Path, what: &str) {
+    use std::io::Write;
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+    {
+        let _ = writeln!(f, "{what} {micros}");
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
     if !std::io::stdout().is_terminal() {
         anyhow::bail!("kindling learn needs a terminal; use `kindling lab` commands in scripts");
     }
@@ -46,22 +62,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         lang,
         args.labs_dir.clone(),
     ));
-    let first = Arc::new(std::sync::Mutex::new(None));
-    let first2 = first.clone();
+    let stamper = |what: &'static str| -> Option<Box<dyn FnOnce() + Send>> {
+        let file = args.timing.clone()?;
+        Some(Box::new(move || stamp(&file, what)))
+    };
     let opts = kindling_tui::Options {
         theme: kindling_tui::Theme::from_env(),
         lab: args.lab,
-        on_first_frame: Some(Box::new(move |_| {
-            *first2.lock().expect("timing lock") = Some(started.elapsed());
-        })),
+        on_first_frame: stamper("first_frame"),
+        on_cluster_shown: stamper("cluster_shown"),
     };
     // The TUI blocks on the terminal; the engine's futures run on this runtime meanwhile.
     tokio::task::spawn_blocking(move || kindling_tui::run(source, opts)).await??;
-    if args.timing
-        && let Some(t) = *first.lock().expect("timing lock")
-    {
-        eprintln!("first frame after {} ms", t.as_millis());
-    }
     // The background checker may be in the middle of a check on this runtime; shutting the
     // runtime down under it would print a panic after the terminal was given back. The terminal
     // is restored and progress is saved, so leave now.

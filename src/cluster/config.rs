@@ -16,12 +16,11 @@ pub const KINDLING_API_VERSION: &str = "kindling.dev/v1alpha1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{file}:{line}:{column}: {message}")]
+    /// Every unknown field and wrongly typed value, one `file:line:column: message` a line.
+    #[error("{}", .errors.iter().map(|e| format!("{file}:{}:{}: {}", e.line, e.column, e.message)).collect::<Vec<_>>().join("\n"))]
     Decode {
         file: String,
-        line: u64,
-        column: u64,
-        message: String,
+        errors: Vec<crate::yaml::Located>,
     },
     #[error("{file}: invalid cluster config:\n{}", .problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
     Invalid { file: String, problems: Vec<String> },
@@ -206,15 +205,15 @@ impl Cluster {
 
     /// Decode `text` (named `file` in errors) strictly, default it, and validate it.
     pub fn parse(file: &str, text: &str) -> Result<Self> {
-        let mut cluster: Cluster = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column, message) = crate::yaml::locate(&e);
-            Error::Decode {
-                file: file.to_string(),
-                line,
-                column,
-                message,
+        let mut cluster = match crate::yaml::decode_all::<Cluster>(text) {
+            (Some(c), errors) if errors.is_empty() => c,
+            (_, errors) => {
+                return Err(Error::Decode {
+                    file: file.to_string(),
+                    errors,
+                });
             }
-        })?;
+        };
         cluster.apply_defaults();
         let problems = cluster.problems();
         if problems.is_empty() {
@@ -542,6 +541,25 @@ mod tests {
         let e = load("invalid-unknown-field.yaml").unwrap_err().to_string();
         assert!(e.starts_with("invalid-unknown-field.yaml:4:"), "{e}");
         assert!(e.contains("rol"), "{e}");
+    }
+
+    #[test]
+    fn every_unknown_field_and_wrong_type_is_reported_at_once() {
+        let e = load("invalid-decode-errors.yaml").unwrap_err().to_string();
+        let lines: Vec<&str> = e.lines().collect();
+        assert_eq!(lines.len(), 3, "{e}");
+        assert!(
+            lines[0].starts_with("invalid-decode-errors.yaml:7:15: invalid u16"),
+            "{e}"
+        );
+        assert!(
+            lines[1].starts_with("invalid-decode-errors.yaml:8:3: unknown field `rol`"),
+            "{e}"
+        );
+        assert!(
+            lines[2].starts_with("invalid-decode-errors.yaml:10:3: unknown field `podSubnett`"),
+            "{e}"
+        );
     }
 
     #[test]

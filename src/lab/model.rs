@@ -25,13 +25,6 @@ pub const MAX_EVENTUALLY_SECS: f64 = 300.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{file}:{line}:{column}: {message}")]
-    Decode {
-        file: String,
-        line: u64,
-        column: u64,
-        message: String,
-    },
     /// Each problem is a whole line: `file:line:column: what is wrong and the fix`.
     #[error("{}", .problems.join("\n"))]
     Invalid { file: String, problems: Vec<String> },
@@ -577,23 +570,19 @@ impl Lab {
     /// Decode `text` strictly (named `file` in errors) and validate it. `exists` says whether
     /// a path relative to the lab folder names a file (for the steps' Markdown).
     pub fn parse(file: &str, text: &str, exists: &dyn Fn(&str) -> bool) -> Result<Lab> {
-        let lab: Lab = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column, message) = crate::yaml::locate(&e);
-            Error::Decode {
-                file: file.to_string(),
-                line,
-                column,
-                message,
-            }
-        })?;
-        let problems = lab.problems(file, exists);
-        if problems.is_empty() {
-            Ok(lab)
-        } else {
-            Err(Error::Invalid {
+        let (lab, errors) = crate::yaml::decode_all::<Lab>(text);
+        let mut problems: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{file}:{}:{}: {}", e.line, e.column, e.message))
+            .collect();
+        // What decoded without the bad entries is validated too: every problem at once.
+        problems.extend(lab.iter().flat_map(|l| l.problems(file, exists)));
+        match lab {
+            Some(lab) if problems.is_empty() => Ok(lab),
+            _ => Err(Error::Invalid {
                 file: file.to_string(),
                 problems,
-            })
+            }),
         }
     }
 
@@ -1350,31 +1339,48 @@ quiz:
 
     #[test]
     fn an_unknown_field_is_a_decode_error_at_its_line_and_column() {
-        let (file, text) = fixture("invalid-lab-unknown-field.yaml");
-        let e = Lab::parse(&file, &text, &|_| true).unwrap_err();
-        let Error::Decode {
-            line,
-            column,
-            message,
-            ..
-        } = &e
-        else {
-            panic!("{e}")
-        };
-        assert_eq!((*line, *column), (12, 5), "{e}");
-        assert!(message.contains("hint"), "{e}");
+        let p = problems_of("invalid-lab-unknown-field.yaml");
         assert!(
-            e.to_string()
-                .starts_with("invalid-lab-unknown-field.yaml:12:5: "),
-            "{e}"
+            p[0].starts_with("invalid-lab-unknown-field.yaml:12:5: unknown field `hint`"),
+            "{p:?}"
         );
     }
 
     #[test]
     fn a_wrong_type_is_a_decode_error_at_its_line_and_column() {
-        let (file, text) = fixture("invalid-lab-wrong-type.yaml");
-        let e = Lab::parse(&file, &text, &|_| true).unwrap_err().to_string();
-        assert!(e.starts_with("invalid-lab-wrong-type.yaml:7:10: "), "{e}");
+        let p = problems_of("invalid-lab-wrong-type.yaml");
+        assert!(
+            p[0].starts_with("invalid-lab-wrong-type.yaml:7:10: "),
+            "{p:?}"
+        );
+        // Only that: `minutes` is missing because its bad value was stepped over.
+        assert_eq!(p.len(), 1, "{p:?}");
+    }
+
+    #[test]
+    fn every_decode_error_is_reported_at_once_with_the_validation_problems() {
+        let p = problems_of("invalid-lab-decode-errors.yaml");
+        for at in [
+            "invalid-lab-decode-errors.yaml:8:1: unknown field `author`",
+            "invalid-lab-decode-errors.yaml:13:5: unknown field `hint`",
+            "invalid-lab-decode-errors.yaml:15:5: unknown field `points`",
+            "invalid-lab-decode-errors.yaml:19:12: expected sequence start",
+            "invalid-lab-decode-errors.yaml:20:5: unknown field `timeout`",
+        ] {
+            assert!(
+                p.iter().any(|l| l.starts_with(at)),
+                "{at} missing:\n{}",
+                p.join("\n")
+            );
+        }
+        // And what the rest of the file gets wrong: two reading steps are not a lab.
+        assert!(
+            p.iter()
+                .any(|l| l.contains("a lab needs at least 3 steps with checks")),
+            "{}",
+            p.join("\n")
+        );
+        assert_eq!(p.len(), 6, "{}", p.join("\n"));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! watches on the lab cluster (no polling), turned into rows when the TUI asks.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,9 +24,11 @@ pub struct Watches {
     events: Store<Event>,
     /// The last watch error, shown while the stores are empty.
     error: Arc<Mutex<Option<String>>>,
+    /// Moves on every watch event, so the TUI re-runs the checks.
+    changes: Arc<AtomicU64>,
 }
 
-fn spawn<K>(api: Api<K>, error: Arc<Mutex<Option<String>>>) -> Store<K>
+fn spawn<K>(api: Api<K>, error: Arc<Mutex<Option<String>>>, changes: Arc<AtomicU64>) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -40,6 +43,9 @@ where
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(ev) = stream.next().await {
+            if ev.is_ok() {
+                changes.fetch_add(1, Ordering::Relaxed);
+            }
             *error.lock().expect("error lock") = ev.err().map(|e| e.to_string());
         }
     });
@@ -57,13 +63,20 @@ impl Watches {
         config.connect_timeout = Some(Duration::from_secs(3));
         let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
         let error = Arc::new(Mutex::new(None));
+        let changes = Arc::new(AtomicU64::new(0));
         Ok(Watches {
-            nodes: spawn(Api::all(client.clone()), error.clone()),
-            pods: spawn(Api::all(client.clone()), error.clone()),
-            services: spawn(Api::all(client.clone()), error.clone()),
-            events: spawn(Api::all(client), error.clone()),
+            nodes: spawn(Api::all(client.clone()), error.clone(), changes.clone()),
+            pods: spawn(Api::all(client.clone()), error.clone(), changes.clone()),
+            services: spawn(Api::all(client.clone()), error.clone(), changes.clone()),
+            events: spawn(Api::all(client), error.clone(), changes.clone()),
             error,
+            changes,
         })
+    }
+
+    /// How many watch events have arrived.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::Relaxed)
     }
 
     /// The stores as rows, the way `kubectl get -o wide` would show them.

@@ -6,8 +6,11 @@ pub mod cluster;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
+
+use futures::StreamExt;
 
 use kindling_tui::{
     CheckView, ClusterSnapshot, LabDetail, LabSource, LabSummary, Question, Round, StepInfo,
@@ -38,6 +41,9 @@ pub struct Source {
     pub labs_dir: Option<PathBuf>,
     rt: tokio::runtime::Handle,
     watches: Mutex<HashMap<String, Watch>>,
+    /// Moves on every Docker engine event (containers, networks, images, volumes).
+    docker_changes: Arc<AtomicU64>,
+    docker_events: Once,
 }
 
 impl Source {
@@ -50,6 +56,8 @@ impl Source {
             labs_dir,
             rt: tokio::runtime::Handle::current(),
             watches: Mutex::new(HashMap::new()),
+            docker_changes: Arc::new(AtomicU64::new(0)),
+            docker_events: Once::new(),
         }
     }
 
@@ -59,6 +67,20 @@ impl Source {
 
     fn progress(&self, lab: &str) -> Result<LabProgress, String> {
         self.store.load(lab).map_err(|e| e.to_string())
+    }
+}
+
+/// Follow the Docker engine's event stream for as long as the process runs, counting events;
+/// an engine that is down or restarts is tried again every few seconds.
+async fn follow_docker_events(changes: Arc<AtomicU64>) {
+    loop {
+        if let Ok(docker) = crate::cluster::docker::connect().await {
+            let mut events = std::pin::pin!(docker.events(None));
+            while let Some(Ok(_)) = events.next().await {
+                changes.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
     }
 }
 
@@ -288,5 +310,17 @@ impl LabSource for Source {
                 ..Default::default()
             },
         })
+    }
+
+    fn changes(&self, lab: &str) -> u64 {
+        self.docker_events.call_once(|| {
+            self.rt
+                .spawn(follow_docker_events(self.docker_changes.clone()));
+        });
+        let cluster = match self.watches.lock().expect("watches lock").get(lab) {
+            Some(Watch::Running(w)) => w.changes(),
+            _ => 0,
+        };
+        self.docker_changes.load(Ordering::Relaxed) + cluster
     }
 }

@@ -268,6 +268,14 @@ impl App {
         }
     }
 
+    /// Whether the open lab's cluster panel has nodes to show.
+    pub fn cluster_shown(&self) -> bool {
+        self.lab
+            .as_ref()
+            .and_then(|l| l.cluster.as_ref())
+            .is_some_and(|c| !c.nodes.is_empty())
+    }
+
     pub fn draw(&self, f: &mut Frame) {
         let area = f.area();
         match &self.lab {

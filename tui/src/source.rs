@@ -156,4 +156,10 @@ pub trait LabSource: Send + Sync {
     fn shell(&self, lab: &str) -> Result<(), String>;
     /// The lab cluster as last seen, for labs with a cluster; cheap (no request per call).
     fn cluster(&self, lab: &str) -> Option<ClusterSnapshot>;
+    /// A counter that moves whenever the lab's cluster or the Docker engine reports an event,
+    /// so the checks run again at once instead of at the next tick; cheap. A source without
+    /// events keeps it at 0 and the checks run on the tick alone.
+    fn changes(&self, _lab: &str) -> u64 {
+        0
+    }
 }

@@ -9,7 +9,8 @@ pub const CHECKS: &str = "Checks";
 pub const CLUSTER: &str = "Cluster";
 pub const HELP_TITLE: &str = "Keys (any key closes)";
 pub const CHECKING: &str = "checking…";
-pub const NOT_CHECKED: &str = "Not checked yet; checks run every 2 s (c checks now).";
+pub const NOT_CHECKED: &str =
+    "Not checked yet; checks run every 2 s and after each change (c checks now).";
 pub const READING_STEP: &str = "A reading step: nothing to check.";
 pub const STEP_DONE: &str = "✓ This step is done.";
 pub const NOT_CURRENT: &str = "Checks run on the current step.";

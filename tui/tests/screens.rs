@@ -1,7 +1,6 @@
 //! Render tests for every screen, on ratatui's TestBackend with a fake lab source.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use kindling_tui::crossterm_key as key;
 use kindling_tui::*;
@@ -15,6 +14,8 @@ struct Fake {
     detail: Mutex<LabDetail>,
     answers: Mutex<Vec<(String, usize)>>,
     cluster: Option<ClusterSnapshot>,
+    /// Replaces the three labs every other test sees.
+    labs: Option<Vec<LabSummary>>,
 }
 
 fn summary(id: &str, track: &str, title: &str, done: usize, started: bool) -> LabSummary {
@@ -34,6 +35,9 @@ fn summary(id: &str, track: &str, title: &str, done: usize, started: bool) -> La
 
 impl LabSource for Fake {
     fn labs(&self) -> Vec<LabSummary> {
+        if let Some(labs) = &self.labs {
+            return labs.clone();
+        }
         vec![
             summary("docker-basics", "docker", "First containers", 4, true),
             summary("docker-ports", "docker", "Publishing a port", 1, true),
@@ -429,6 +433,75 @@ fn the_cluster_panel_shows_nodes_pods_services_and_events() {
 }
 
 #[test]
+fn the_cluster_panel_says_why_it_is_empty_while_connecting_or_unreachable() {
+    for note in [
+        "Connecting to the lab cluster…",
+        "error trying to connect: tcp connect error: Connection refused",
+    ] {
+        let f = Fake {
+            cluster: Some(ClusterSnapshot {
+                note: Some(note.into()),
+                ..Default::default()
+            }),
+            ..fake(true)
+        };
+        let (mut app, _) = app_with(f, true);
+        app.picker.select("docker-ports");
+        app.update(Action::Open);
+        app.refresh_cluster();
+        let t = text(&draw(&app, 150, 40));
+        let start: String = note.chars().take(25).collect();
+        assert!(t.contains(&start), "{t}");
+        assert!(t.contains("Nodes (0)") && t.contains("Pods (0)"), "{t}");
+        // The step text and checks are still there beside it.
+        assert!(t.contains("Step 2/4"), "{t}");
+    }
+}
+
+#[test]
+fn a_complete_lab_says_so_with_its_points_and_stops_checking() {
+    let (mut app, f) = opened(false, true);
+    {
+        let mut d = f.detail.lock().unwrap();
+        for s in &mut d.steps {
+            s.state = StepState::Done;
+        }
+        d.current = None;
+        d.earned = 8;
+    }
+    // The round that passed the last step.
+    let mut round = failed_round();
+    round.step = 3;
+    round.passed = true;
+    app.on_round("docker-ports", Ok(Some(round)));
+    let t = text(&draw(&app, 80, 24));
+    assert!(t.contains("✓ Lab complete: 8 of 8 points"), "{t}");
+    assert!(t.contains("│✓ 4. Clean up"), "{t}");
+    assert_eq!(
+        app.active_lab(),
+        None,
+        "a complete lab is not checked any more"
+    );
+}
+
+#[test]
+fn with_no_labs_the_picker_says_how_to_find_out_why() {
+    let f = Fake {
+        labs: Some(Vec::new()),
+        ..fake(false)
+    };
+    let (mut app, _) = app_with(f, false);
+    let t = text(&draw(&app, 80, 24));
+    assert!(t.contains("No labs found"), "{t}");
+    assert!(t.contains("kindling lab lint --static"), "{t}");
+    // Keys do nothing harmful on an empty list.
+    for a in [Action::Down, Action::Up, Action::Open, Action::PageDown] {
+        assert_eq!(app.update(a), Effect::None);
+    }
+    assert!(app.lab.is_none());
+}
+
+#[test]
 fn a_finished_round_moves_on_to_the_next_step() {
     let (mut app, f) = opened(false, true);
     {
@@ -464,10 +537,9 @@ fn every_screen_survives_tiny_and_odd_terminal_sizes() {
     }
 }
 
-/// 200 pods fit the cluster panel; prints the figure the issue asks for (one frame, budget
-/// 16 ms) without asserting it, so a busy CI machine cannot fail it.
+/// 200 pods fit the cluster panel (`cargo bench -p kindling-tui --bench frame` times it).
 #[test]
-fn a_cluster_of_200_pods_renders_and_its_frame_time_is_printed() {
+fn a_cluster_of_200_pods_renders() {
     let f = Fake {
         cluster: Some(snapshot(200)),
         ..fake(true)
@@ -477,15 +549,7 @@ fn a_cluster_of_200_pods_renders_and_its_frame_time_is_printed() {
     app.update(Action::Open);
     app.on_round("docker-ports", Ok(Some(failed_round())));
     app.refresh_cluster();
-    let mut t = Terminal::new(TestBackend::new(160, 48)).unwrap();
-    t.draw(|f| app.draw(f)).unwrap();
-    let n = 50;
-    let start = Instant::now();
-    for _ in 0..n {
-        app.refresh_cluster();
-        t.draw(|f| app.draw(f)).unwrap();
-    }
-    let per = start.elapsed() / n;
-    println!("figure: one frame with 200 pods (160x48): {per:?} (budget 16 ms)");
-    assert!(text(t.backend().buffer()).contains("Pods (200)"));
+    let t = text(&draw(&app, 160, 48));
+    assert!(t.contains("Pods (200)"), "{t}");
+    assert!(t.contains("web-0"), "{t}");
 }

@@ -379,6 +379,35 @@ pub static RESOURCES: &[ResourceType] = &[
         storage = "cronjobs",
         CronJob
     ),
+    // Served so that `kubectl get hpa` answers and `kubectl autoscale` gets a clear refusal
+    // (see spec_validation): a Kindling cluster has no metrics to scale on.
+    rt!(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ns = true,
+        short = &["hpa"],
+        cat = ALL,
+        sub = &["status"],
+        storage = "horizontalpodautoscalers",
+        Default
+    ),
+    // kubectl 1.20's `autoscale` speaks autoscaling/v1.
+    rt!(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        ns = true,
+        short = &["hpa"],
+        cat = ALL,
+        sub = &["status"],
+        storage = "horizontalpodautoscalers",
+        Default
+    ),
     rt!(
         "rbac.authorization.k8s.io",
         "v1",

@@ -69,6 +69,7 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") => {
             workload(&obj["spec"], &mut causes)
         }
+        ("autoscaling", "HorizontalPodAutoscaler") => return Err(no_autoscaling(obj)),
         ("batch", "Job") => job_template(&obj["spec"]["template"], "spec.template", &mut causes),
         ("batch", "CronJob") => {
             let schedule = &obj["spec"]["schedule"];
@@ -97,6 +98,27 @@ pub fn validate(rt: &ResourceType, obj: &Value) -> Result<(), ApiError> {
     }
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     Err(ApiError::invalid(rt, name, causes))
+}
+
+/// A HorizontalPodAutoscaler is refused, as an admission webhook would refuse it: nothing in a
+/// Kindling cluster measures CPU, so it could only ever show `<unknown>` targets.
+fn no_autoscaling(obj: &Value) -> ApiError {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let target = &obj["spec"]["scaleTargetRef"];
+    let kind = target["kind"]
+        .as_str()
+        .unwrap_or("Deployment")
+        .to_lowercase();
+    let what = target["name"].as_str().unwrap_or(name);
+    ApiError::new(
+        403,
+        "Forbidden",
+        format!(
+            "horizontalpodautoscalers.autoscaling {name:?} is forbidden: Kindling clusters run no \
+             metrics server, so nothing could scale on CPU or memory; scale by hand instead: \
+             kubectl scale {kind} {what} --replicas=N"
+        ),
+    )
 }
 
 fn config_keys(data: &Value, field: &str, causes: &mut Vec<Cause>) {
