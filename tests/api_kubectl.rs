@@ -591,3 +591,54 @@ async fn invalid_objects_are_refused_with_every_cause_as_kubectl_prints_them() {
         }
     }
 }
+
+/// `kubectl autoscale` (autoscaling/v2 from the current kubectl, v1 from 1.20) is refused with
+/// what to do instead, and `kubectl get hpa` still answers.
+#[tokio::test]
+async fn kubectl_autoscale_is_refused_clearly_and_get_hpa_answers() {
+    let Some(s) = ApiServer::start().await else {
+        return;
+    };
+    for (i, kubectl) in kubectls().iter().enumerate() {
+        let ns = format!("hpa{i}");
+        ok(&s, kubectl, &["create", "namespace", &ns]);
+        ok(
+            &s,
+            kubectl,
+            &[
+                "create",
+                "deployment",
+                "web",
+                "-n",
+                &ns,
+                "--image=kindling/whoami",
+            ],
+        );
+        let err = fails(
+            &s,
+            kubectl,
+            &[
+                "autoscale",
+                "deployment",
+                "web",
+                "-n",
+                &ns,
+                "--min=2",
+                "--max=5",
+                "--cpu-percent=80",
+            ],
+        );
+        assert!(
+            err.contains("Error from server (Forbidden)")
+                && err.contains("Kindling clusters run no metrics server")
+                && err.contains("kubectl scale deployment web --replicas=N"),
+            "{kubectl:?}: {err}"
+        );
+        let (success, out, err) = s.kubectl(kubectl, &["get", "hpa", "-n", &ns]);
+        assert!(success, "{kubectl:?}: {err}");
+        assert!(
+            out.is_empty() && err.contains("No resources found"),
+            "{kubectl:?}: {out}{err}"
+        );
+    }
+}
