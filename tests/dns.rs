@@ -162,6 +162,62 @@ fn pods_resolve_services_headless_pods_srv_and_forwarded_names_through_kube_dns(
             .any(|l| l.starts_with(&format!("coredns-{cp} ")) && l.contains("Running"))
             .then_some(())
     });
+    // As on a kubeadm cluster: a coredns Deployment and kube-proxy and flannel DaemonSets,
+    // whose pods are the components' mirror pods, read as rolled out.
+    kubectl(
+        &kc,
+        &[
+            "rollout",
+            "status",
+            "deployment/coredns",
+            "-n",
+            "kube-system",
+            "--timeout=60s",
+        ],
+    )
+    .ok("rollout status coredns");
+    for (ns, ds) in [
+        ("kube-system", "kube-proxy"),
+        ("kube-flannel", "kube-flannel-ds"),
+    ] {
+        kubectl(
+            &kc,
+            &[
+                "rollout",
+                "status",
+                &format!("daemonset/{ds}"),
+                "-n",
+                ns,
+                "--timeout=60s",
+            ],
+        )
+        .ok("rollout status daemonset");
+    }
+    let table = kubectl(&kc, &["get", "deploy,ds", "-A", "--no-headers"])
+        .ok("get deploy,ds")
+        .stdout;
+    let row = |name: &str| -> Vec<String> {
+        table
+            .lines()
+            .find(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|n| n.ends_with(name))
+            })
+            .unwrap_or_else(|| panic!("no {name}:\n{table}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // NAMESPACE NAME READY UP-TO-DATE AVAILABLE
+    assert_eq!(row("/coredns")[2..5], ["1/1", "1", "1"], "{table}");
+    // NAMESPACE NAME DESIRED CURRENT READY UP-TO-DATE AVAILABLE: one per node.
+    for ds in ["/kube-proxy", "/kube-flannel-ds"] {
+        assert_eq!(row(ds)[2..7], ["2", "2", "2", "2", "2"], "{table}");
+    }
+    // No ReplicaSet or extra pods: the controllers leave these to the nodes.
+    let rs = kubectl(&kc, &["get", "rs", "-n", "kube-system", "--no-headers"]).stdout;
+    assert!(rs.trim().is_empty(), "{rs}");
 
     let objects = kc.with_file_name("dns.yaml");
     std::fs::write(&objects, OBJECTS).unwrap();

@@ -383,7 +383,8 @@ async fn reconcile(ds: Arc<DaemonSet>, ctx: Arc<super::replicaset::Ctx>) -> Resu
     let name = ds.metadata.name.clone().unwrap_or_default();
     let ns = ds.metadata.namespace.clone().unwrap_or_default();
     let uid = ds.metadata.uid.clone().unwrap_or_default();
-    if ds.metadata.deletion_timestamp.is_some() {
+    // Its pods are the kubelets' mirror pods of a node component (components.rs).
+    if ds.metadata.deletion_timestamp.is_some() || super::components::is_component(&ds.metadata) {
         return Ok(Action::await_change());
     }
     let client = &ctx.client;

@@ -965,6 +965,10 @@ async fn claim(
 }
 
 async fn reconcile(d: Arc<Deployment>, ctx: Arc<super::replicaset::Ctx>) -> Result<Action> {
+    // Its pods are a node component's mirror pods (components.rs), not ReplicaSets'.
+    if super::components::is_component(&d.metadata) {
+        return Ok(Action::await_change());
+    }
     let ns = d.metadata.namespace.clone().unwrap_or_default();
     let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
     let all = api

@@ -1,9 +1,10 @@
 //! kube-controller-manager: the control plane's reconcile loops (node IPAM and lifecycle,
 //! ReplicaSets, Deployments, DaemonSets, StatefulSets, Jobs, CronJobs, Endpoints,
-//! EndpointSlices, ServiceAccounts), active on one control plane at a time through a leader
-//! Lease; also publishes Flannel's ConfigMap.
+//! EndpointSlices, ServiceAccounts, the node components shown as workloads), active on one
+//! control plane at a time through a leader Lease; also publishes Flannel's ConfigMap.
 
 pub mod common;
+pub mod components;
 pub mod cron;
 pub mod cronjob;
 pub mod daemonset;
@@ -177,6 +178,7 @@ pub async fn run() -> anyhow::Result<()> {
         _ = daemonset::run(client.clone()) => Ok(()),
         _ = statefulset::run(client.clone()) => Ok(()),
         _ = serviceaccount::run(client.clone(), ca) => Ok(()),
+        _ = components::run(client.clone()) => Ok(()),
         _ = nodelifecycle::run(client.clone(), nodelifecycle::Settings {
             grace: std::time::Duration::from_secs(
                 cfg.node_lifecycle.node_monitor_grace_period_seconds.into(),
