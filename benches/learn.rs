@@ -119,6 +119,7 @@ fn main() {
         return;
     }
     let data = std::env::temp_dir().join(format!("kindling-bench-learn-{}", std::process::id()));
+    std::fs::create_dir_all(data.join("kindling/clusters")).expect("data folder");
     let store = Store::new(data.join("kindling"));
     let catalog = Catalog::bundled();
 
@@ -147,7 +148,6 @@ fn main() {
     match lab {
         Some(entry) if running && real.is_file() => {
             let id = entry.id();
-            std::fs::create_dir_all(data.join("kindling/clusters")).expect("data folder");
             std::fs::copy(&real, store.kubeconfig(CLUSTER)).expect("copy the kubeconfig");
             let mut p = LabProgress::new(id);
             p.started = true;

@@ -26,6 +26,8 @@ use crate::theme::Theme;
 pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How often the screen is redrawn without input (cluster panel, check results).
 const TICK: Duration = Duration::from_millis(250);
+/// The same while the cluster panel waits for its first nodes, so they show as they come.
+const TICK_CONNECTING: Duration = Duration::from_millis(25);
 /// How often the checker looks at the source's change counter.
 const CHANGES_POLL: Duration = Duration::from_millis(100);
 /// The least time between two rounds started by events, so a busy cluster (pods churning,
@@ -221,7 +223,9 @@ fn event_loop(term: &mut Term, source: Arc<dyn LabSource>, opts: &mut Options) -
         {
             cb();
         }
-        if event::poll(TICK)? {
+        let connecting =
+            app.lab.as_ref().is_some_and(|l| l.detail.has_cluster) && !app.cluster_shown();
+        if event::poll(if connecting { TICK_CONNECTING } else { TICK })? {
             match event::read()? {
                 Event::Key(k) if k.kind == KeyEventKind::Press => pending = app.key(k),
                 Event::Mouse(m) => match m.kind {
