@@ -3,7 +3,7 @@
 //! then per step the solution and the step's checks five times, printing the median and worst
 //! round against the 300 ms budget, then the time of the whole `kindling grade LAB` command on
 //! that solved state against the 2 s budget. Creates no cluster; cleans up each lab it ran.
-//! Run with `cargo bench --bench labs`; prints figures, asserts none.
+//! Run with `cargo bench --bench labs [-- LAB...]`; prints figures, asserts none.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,6 +41,14 @@ async fn bench() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/labs");
     if let Ok(c) = Catalog::from_dir(&fixtures) {
         labs.extend(c.labs);
+    }
+    // `cargo bench --bench labs -- LAB...` measures only those labs.
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    if !only.is_empty() {
+        labs.retain(|e| only.iter().any(|o| o == e.id()));
     }
     let running = kindling::cluster::delete::cluster_names(&docker)
         .await

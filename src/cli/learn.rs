@@ -10,7 +10,7 @@ use kindling::lab::progress::Store;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Pick a lab, read each step, type the commands in the lab shell (s) and watch the checks\nturn green; they run every 2 seconds and right after a Docker or cluster event. ? shows every key, q quits. Progress is shared with\n`kindling lab` and kept in $XDG_DATA_HOME/kindling (default ~/.local/share/kindling).\nNO_COLOR=1 turns colors off."
+    after_help = "Pick a lab, read each step, type the commands in the lab shell (s) and watch the checks\nturn green; they run every 2 seconds and right after each Docker or cluster event. ? shows\nevery key, q quits. Progress is shared with `kindling lab` and kept in\n$XDG_DATA_HOME/kindling (default ~/.local/share/kindling). NO_COLOR=1 turns colors off."
 )]
 pub struct Args {
     /// Open this lab right away instead of the picker.

@@ -323,6 +323,33 @@ pub struct ImageCheck {
     /// Files read out of the image without running it.
     #[serde(default)]
     pub files: Vec<FileMatch>,
+    /// The image's own command, run in a fresh container, prints this.
+    #[serde(default)]
+    pub runs: Option<RunMatch>,
+    /// The image's own command, started in a fresh container, answers HTTP like this.
+    #[serde(default)]
+    pub serves: Option<ServeMatch>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunMatch {
+    /// A regex on what the command prints (stdout and stderr).
+    pub output: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServeMatch {
+    pub port: u16,
+    #[serde(default = "root_path")]
+    pub path: String,
+    /// Text the response body contains.
+    pub body: String,
+}
+
+fn root_path() -> String {
+    "/".into()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -1014,6 +1041,9 @@ impl Lab {
                     }
                     p.fields(&img.fields, &format!("{at}.image"));
                     p.files(&img.files, &format!("{at}.image"));
+                    if let Some(r) = &img.runs {
+                        p.regex(&r.output, &format!("{at}.image.runs.output"));
+                    }
                 }
                 if let Some(v) = &d.volume {
                     p.fields(&v.fields, &format!("{at}.volume"));

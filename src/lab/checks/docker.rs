@@ -9,7 +9,8 @@ use super::{Context, Outcome, fields};
 use crate::cluster::docker::{is_status, read_file};
 use crate::cluster::load::normalize;
 use crate::lab::model::{
-    ContainerCheck, DockerCheck, FieldMatch, FileMatch, ImageCheck, NetworkCheck, VolumeCheck,
+    ContainerCheck, DockerCheck, FieldMatch, FileMatch, ImageCheck, NetworkCheck, RunMatch,
+    ServeMatch, VolumeCheck,
 };
 
 pub async fn run(d: &DockerCheck, ctx: &Context) -> Outcome {
@@ -456,9 +457,149 @@ async fn image(docker: &Docker, i: &ImageCheck) -> Outcome {
     if let Err(e) = read_files(docker, &i.reference, None, &i.files, &mut passed, &mut ev).await {
         return Outcome::unable(e);
     }
+    if let Some(r) = &i.runs {
+        runs(docker, &i.reference, r, &mut passed, &mut ev).await;
+    }
+    if let Some(sv) = &i.serves {
+        serves(docker, &i.reference, sv, &mut passed, &mut ev).await;
+    }
     Outcome {
         passed,
         evidence: ev,
+    }
+}
+
+/// How long the image's own command may run (`runs`) or take to answer (`serves`).
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A started container from `image` with the image's own command and configuration, as
+/// `docker run IMAGE` makes it (through the API: no CLI process, a fraction of the time).
+async fn start_own(docker: &Docker, image: &str) -> Result<String, String> {
+    let body = bollard::models::ContainerCreateBody {
+        image: Some(image.to_string()),
+        labels: Some([("dev.kindling.check".to_string(), "run".to_string())].into()),
+        ..Default::default()
+    };
+    let id = docker
+        .create_container(None, body)
+        .await
+        .map_err(|e| format!("cannot create a container from {image}: {e}"))?
+        .id;
+    if let Err(e) = docker.start_container(&id, None).await {
+        remove(docker, &id).await;
+        return Err(format!("cannot start a container from {image}: {e}"));
+    }
+    Ok(id)
+}
+
+async fn remove(docker: &Docker, id: &str) {
+    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .build();
+    let _ = docker.remove_container(id, Some(opts)).await;
+}
+
+/// `runs`: run the image's command to its end and match what it printed.
+async fn runs(docker: &Docker, image: &str, r: &RunMatch, passed: &mut bool, ev: &mut Vec<String>) {
+    use futures::StreamExt;
+    let id = match start_own(docker, image).await {
+        Ok(id) => id,
+        Err(e) => {
+            *passed = false;
+            ev.push(format!("✗ {e}"));
+            return;
+        }
+    };
+    let waited = tokio::time::timeout(RUN_LIMIT, docker.wait_container(&id, None).next()).await;
+    let opts = bollard::query_parameters::LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .build();
+    let mut out = String::new();
+    let mut logs = std::pin::pin!(docker.logs(&id, Some(opts)));
+    while let Some(Ok(chunk)) = logs.next().await {
+        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    remove(docker, &id).await;
+    let re = regex::Regex::new(&r.output.value);
+    let ok = waited.is_ok() && re.is_ok_and(|re| re.is_match(&out));
+    *passed &= ok;
+    let first = out.lines().next().unwrap_or("(nothing)");
+    ev.push(match waited {
+        Err(_) => format!(
+            "✗ docker run {image}: still running after {} s",
+            RUN_LIMIT.as_secs()
+        ),
+        Ok(_) if ok => format!("✓ docker run {image} prints /{}/", r.output.value),
+        Ok(_) => format!(
+            "✗ docker run {image} printed {first:?}, not /{}/",
+            r.output.value
+        ),
+    });
+}
+
+/// `serves`: start the image's command and ask it over HTTP at the container's address.
+async fn serves(
+    docker: &Docker,
+    image: &str,
+    sv: &ServeMatch,
+    passed: &mut bool,
+    ev: &mut Vec<String>,
+) {
+    let id = match start_own(docker, image).await {
+        Ok(id) => id,
+        Err(e) => {
+            *passed = false;
+            ev.push(format!("✗ {e}"));
+            return;
+        }
+    };
+    let running = || async {
+        let j = inspect_container(docker, &id).await.ok().flatten()?;
+        if j.pointer("/State/Running") != Some(&Value::Bool(true)) {
+            return None;
+        }
+        // The address on its network (the default bridge, as `docker run` attaches it).
+        let nets = j.pointer("/NetworkSettings/Networks")?.as_object()?;
+        nets.values()
+            .filter_map(|n| n["IPAddress"].as_str())
+            .find(|ip| !ip.is_empty())
+            .map(str::to_string)
+    };
+    // The server needs a moment to listen: ask until it answers, exits or the time is up.
+    let started = std::time::Instant::now();
+    let got = loop {
+        let Some(ip) = running().await else {
+            break Err(
+                "the container exited or has no address (`docker run` it to see why)".into(),
+            );
+        };
+        match super::http::from_host(&format!("http://{ip}:{}{}", sv.port, sv.path)).await {
+            Ok(r) => break Ok(r),
+            Err(e) if started.elapsed() >= RUN_LIMIT => break Err(e),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    };
+    remove(docker, &id).await;
+    let shown = format!("GET :{}{} of a container from {image}", sv.port, sv.path);
+    match got {
+        Ok((status, body)) => {
+            let ok = body.contains(&sv.body);
+            *passed &= ok;
+            ev.push(if ok {
+                format!("✓ {shown}: {status}, the body has {:?}", sv.body)
+            } else {
+                let first = body.lines().next().unwrap_or("(empty)");
+                format!(
+                    "✗ {shown}: {status}, the body lacks {:?} (it starts: {first:?})",
+                    sv.body
+                )
+            });
+        }
+        Err(e) => {
+            *passed = false;
+            ev.push(format!("✗ {shown}: {e}"));
+        }
     }
 }
 

@@ -58,7 +58,7 @@ pub async fn run(h: &HttpCheck, ctx: &Context) -> Outcome {
     }
 }
 
-async fn from_host(url: &str) -> Result<(u16, String), String> {
+pub(crate) async fn from_host(url: &str) -> Result<(u16, String), String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
     let client: Client<_, Empty<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let fut = async {
