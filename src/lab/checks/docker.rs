@@ -470,7 +470,7 @@ async fn image(docker: &Docker, i: &ImageCheck) -> Outcome {
 }
 
 /// How long the image's own command may run (`runs`) or take to answer (`serves`).
-const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A started container from `image` with the image's own command and configuration, as
 /// `docker run IMAGE` makes it (through the API: no CLI process, a fraction of the time).
