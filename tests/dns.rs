@@ -215,6 +215,31 @@ fn pods_resolve_services_headless_pods_srv_and_forwarded_names_through_kube_dns(
     for ds in ["/kube-proxy", "/kube-flannel-ds"] {
         assert_eq!(row(ds)[2..7], ["2", "2", "2", "2", "2"], "{table}");
     }
+    // A restart bumps the generation, which the status observes at once (well within the
+    // 30 s resync); the pods are the nodes' own, so nothing else changes.
+    kubectl(
+        &kc,
+        &[
+            "rollout",
+            "restart",
+            "deployment/coredns",
+            "-n",
+            "kube-system",
+        ],
+    )
+    .ok("rollout restart coredns");
+    kubectl(
+        &kc,
+        &[
+            "rollout",
+            "status",
+            "deployment/coredns",
+            "-n",
+            "kube-system",
+            "--timeout=10s",
+        ],
+    )
+    .ok("rollout status after the restart");
     // No ReplicaSet or extra pods: the controllers leave these to the nodes.
     let rs = kubectl(&kc, &["get", "rs", "-n", "kube-system", "--no-headers"]).stdout;
     assert!(rs.trim().is_empty(), "{rs}");

@@ -222,7 +222,8 @@ async fn pass(client: &kube::Client) {
     }
 }
 
-/// Reconcile on every change of a component's pod or of a node, and every [`RESYNC`].
+/// Reconcile on every change of a node or of a pod, Deployment or DaemonSet in the components'
+/// namespaces, and every [`RESYNC`].
 pub async fn run(client: kube::Client) {
     let pods_in = |ns: &str| {
         watcher(
@@ -239,13 +240,35 @@ pub async fn run(client: kube::Client) {
     let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .map(|_| ());
+    // The workloads themselves: `kubectl rollout restart`, `scale` or `edit` bump the
+    // generation, which the status must observe at once.
+    let daemonsets_in = |ns: &str| {
+        watcher(
+            Api::<DaemonSet>::namespaced(client.clone(), ns),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|_| ())
+    };
+    let workloads = futures::stream::select(
+        watcher(
+            Api::<Deployment>::namespaced(client.clone(), "kube-system"),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .map(|_| ()),
+        futures::stream::select(
+            daemonsets_in("kube-system"),
+            daemonsets_in(crate::node::flannel::NAMESPACE),
+        ),
+    );
     let ticks = futures::stream::unfold((), |()| async {
         tokio::time::sleep(RESYNC).await;
         Some(((), ()))
     });
     let mut events = std::pin::pin!(futures::stream::select(
         futures::stream::select(pods, nodes),
-        ticks
+        futures::stream::select(workloads, ticks)
     ));
     pass(&client).await;
     while events.next().await.is_some() {
