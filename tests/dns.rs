@@ -164,35 +164,13 @@ fn pods_resolve_services_headless_pods_srv_and_forwarded_names_through_kube_dns(
     });
     // As on a kubeadm cluster: a coredns Deployment and kube-proxy and flannel DaemonSets,
     // whose pods are the components' mirror pods, read as rolled out.
-    kubectl(
-        &kc,
-        &[
-            "rollout",
-            "status",
-            "deployment/coredns",
-            "-n",
-            "kube-system",
-            "--timeout=60s",
-        ],
-    )
-    .ok("rollout status coredns");
-    for (ns, ds) in [
-        ("kube-system", "kube-proxy"),
-        ("kube-flannel", "kube-flannel-ds"),
-    ] {
-        kubectl(
-            &kc,
-            &[
-                "rollout",
-                "status",
-                &format!("daemonset/{ds}"),
-                "-n",
-                ns,
-                "--timeout=60s",
-            ],
-        )
-        .ok("rollout status daemonset");
-    }
+    let rolled_out = |ns: &str, what: &str, timeout: &str| {
+        let t = format!("--timeout={timeout}");
+        kubectl(&kc, &["rollout", "status", what, "-n", ns, &t]).ok(what);
+    };
+    rolled_out("kube-system", "deployment/coredns", "60s");
+    rolled_out("kube-system", "daemonset/kube-proxy", "60s");
+    rolled_out("kube-flannel", "daemonset/kube-flannel-ds", "60s");
     let table = kubectl(&kc, &["get", "deploy,ds", "-A", "--no-headers"])
         .ok("get deploy,ds")
         .stdout;
@@ -228,18 +206,7 @@ fn pods_resolve_services_headless_pods_srv_and_forwarded_names_through_kube_dns(
         ],
     )
     .ok("rollout restart coredns");
-    kubectl(
-        &kc,
-        &[
-            "rollout",
-            "status",
-            "deployment/coredns",
-            "-n",
-            "kube-system",
-            "--timeout=10s",
-        ],
-    )
-    .ok("rollout status after the restart");
+    rolled_out("kube-system", "deployment/coredns", "10s");
     // No ReplicaSet or extra pods: the controllers leave these to the nodes.
     let rs = kubectl(&kc, &["get", "rs", "-n", "kube-system", "--no-headers"]).stdout;
     assert!(rs.trim().is_empty(), "{rs}");

@@ -222,54 +222,35 @@ async fn pass(client: &kube::Client) {
     }
 }
 
+/// A `()` for every event of a watch on `api`.
+fn changes<K>(api: Api<K>) -> impl futures::Stream<Item = ()> + Send
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map(|_| ())
+}
+
 /// Reconcile on every change of a node or of a pod, Deployment or DaemonSet in the components'
-/// namespaces, and every [`RESYNC`].
+/// namespaces (`kubectl rollout restart`, `scale` or `edit` bump a generation the status must
+/// observe at once), and every [`RESYNC`].
 pub async fn run(client: kube::Client) {
-    let pods_in = |ns: &str| {
-        watcher(
-            Api::<Pod>::namespaced(client.clone(), ns),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(|_| ())
-    };
-    let pods = futures::stream::select(
-        pods_in("kube-system"),
-        pods_in(crate::node::flannel::NAMESPACE),
-    );
-    let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .map(|_| ());
-    // The workloads themselves: `kubectl rollout restart`, `scale` or `edit` bump the
-    // generation, which the status must observe at once.
-    let daemonsets_in = |ns: &str| {
-        watcher(
-            Api::<DaemonSet>::namespaced(client.clone(), ns),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(|_| ())
-    };
-    let workloads = futures::stream::select(
-        watcher(
-            Api::<Deployment>::namespaced(client.clone(), "kube-system"),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .map(|_| ()),
-        futures::stream::select(
-            daemonsets_in("kube-system"),
-            daemonsets_in(crate::node::flannel::NAMESPACE),
-        ),
-    );
+    let c = &client;
+    let flannel = crate::node::flannel::NAMESPACE;
+    let watches = futures::stream::select_all([
+        changes(Api::<Node>::all(c.clone())).boxed(),
+        changes(Api::<Pod>::namespaced(c.clone(), "kube-system")).boxed(),
+        changes(Api::<Pod>::namespaced(c.clone(), flannel)).boxed(),
+        changes(Api::<Deployment>::namespaced(c.clone(), "kube-system")).boxed(),
+        changes(Api::<DaemonSet>::namespaced(c.clone(), "kube-system")).boxed(),
+        changes(Api::<DaemonSet>::namespaced(c.clone(), flannel)).boxed(),
+    ]);
     let ticks = futures::stream::unfold((), |()| async {
         tokio::time::sleep(RESYNC).await;
         Some(((), ()))
     });
-    let mut events = std::pin::pin!(futures::stream::select(
-        futures::stream::select(pods, nodes),
-        futures::stream::select(workloads, ticks)
-    ));
+    let mut events = std::pin::pin!(futures::stream::select(watches, ticks));
     pass(&client).await;
     while events.next().await.is_some() {
         // Events come in bursts (a node's pods, status updates): one pass for the lot.
