@@ -218,13 +218,11 @@ fn event_loop(term: &mut Term, source: Arc<dyn LabSource>, opts: &mut Options) -
         }
         app.refresh_cluster();
         term.draw(|f| app.draw(f))?;
-        if app.cluster_shown()
-            && let Some(cb) = opts.on_cluster_shown.take()
-        {
+        let shown = app.cluster_shown();
+        if shown && let Some(cb) = opts.on_cluster_shown.take() {
             cb();
         }
-        let connecting =
-            app.lab.as_ref().is_some_and(|l| l.detail.has_cluster) && !app.cluster_shown();
+        let connecting = !shown && app.lab.as_ref().is_some_and(|l| l.detail.has_cluster);
         if event::poll(if connecting { TICK_CONNECTING } else { TICK })? {
             match event::read()? {
                 Event::Key(k) if k.kind == KeyEventKind::Press => pending = app.key(k),

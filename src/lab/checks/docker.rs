@@ -457,11 +457,20 @@ async fn image(docker: &Docker, i: &ImageCheck) -> Outcome {
     if let Err(e) = read_files(docker, &i.reference, None, &i.files, &mut passed, &mut ev).await {
         return Outcome::unable(e);
     }
+    let mut judged = |(ok, line): (bool, String)| {
+        passed &= ok;
+        ev.push(line);
+    };
+    let failed = |e: String| (false, format!("✗ {e}"));
     if let Some(r) = &i.runs {
-        runs(docker, &i.reference, r, &mut passed, &mut ev).await;
+        judged(runs(docker, &i.reference, r).await.unwrap_or_else(failed));
     }
     if let Some(sv) = &i.serves {
-        serves(docker, &i.reference, sv, &mut passed, &mut ev).await;
+        judged(
+            serves(docker, &i.reference, sv)
+                .await
+                .unwrap_or_else(failed),
+        );
     }
     Outcome {
         passed,
@@ -499,17 +508,11 @@ async fn remove(docker: &Docker, id: &str) {
     let _ = docker.remove_container(id, Some(opts)).await;
 }
 
-/// `runs`: run the image's command to its end and match what it printed.
-async fn runs(docker: &Docker, image: &str, r: &RunMatch, passed: &mut bool, ev: &mut Vec<String>) {
+/// `runs`: run the image's command to its end and match what it printed; whether it did and
+/// the evidence line, or why no container could run.
+async fn runs(docker: &Docker, image: &str, r: &RunMatch) -> Result<(bool, String), String> {
     use futures::StreamExt;
-    let id = match start_own(docker, image).await {
-        Ok(id) => id,
-        Err(e) => {
-            *passed = false;
-            ev.push(format!("✗ {e}"));
-            return;
-        }
-    };
+    let id = start_own(docker, image).await?;
     let waited = tokio::time::timeout(RUN_LIMIT, docker.wait_container(&id, None).next()).await;
     let opts = bollard::query_parameters::LogsOptionsBuilder::default()
         .stdout(true)
@@ -523,9 +526,8 @@ async fn runs(docker: &Docker, image: &str, r: &RunMatch, passed: &mut bool, ev:
     remove(docker, &id).await;
     let re = regex::Regex::new(&r.output.value);
     let ok = waited.is_ok() && re.is_ok_and(|re| re.is_match(&out));
-    *passed &= ok;
     let first = out.lines().next().unwrap_or("(nothing)");
-    ev.push(match waited {
+    let line = match waited {
         Err(_) => format!(
             "✗ docker run {image}: still running after {} s",
             RUN_LIMIT.as_secs()
@@ -535,25 +537,14 @@ async fn runs(docker: &Docker, image: &str, r: &RunMatch, passed: &mut bool, ev:
             "✗ docker run {image} printed {first:?}, not /{}/",
             r.output.value
         ),
-    });
+    };
+    Ok((ok, line))
 }
 
-/// `serves`: start the image's command and ask it over HTTP at the container's address.
-async fn serves(
-    docker: &Docker,
-    image: &str,
-    sv: &ServeMatch,
-    passed: &mut bool,
-    ev: &mut Vec<String>,
-) {
-    let id = match start_own(docker, image).await {
-        Ok(id) => id,
-        Err(e) => {
-            *passed = false;
-            ev.push(format!("✗ {e}"));
-            return;
-        }
-    };
+/// `serves`: start the image's command and ask it over HTTP at the container's address, as
+/// [`runs`] answers.
+async fn serves(docker: &Docker, image: &str, sv: &ServeMatch) -> Result<(bool, String), String> {
+    let id = start_own(docker, image).await?;
     let running = || async {
         let j = inspect_container(docker, &id).await.ok().flatten()?;
         if j.pointer("/State/Running") != Some(&Value::Bool(true)) {
@@ -582,25 +573,23 @@ async fn serves(
     };
     remove(docker, &id).await;
     let shown = format!("GET :{}{} of a container from {image}", sv.port, sv.path);
-    match got {
+    Ok(match got {
+        Ok((status, body)) if body.contains(&sv.body) => (
+            true,
+            format!("✓ {shown}: {status}, the body has {:?}", sv.body),
+        ),
         Ok((status, body)) => {
-            let ok = body.contains(&sv.body);
-            *passed &= ok;
-            ev.push(if ok {
-                format!("✓ {shown}: {status}, the body has {:?}", sv.body)
-            } else {
-                let first = body.lines().next().unwrap_or("(empty)");
+            let first = body.lines().next().unwrap_or("(empty)");
+            (
+                false,
                 format!(
                     "✗ {shown}: {status}, the body lacks {:?} (it starts: {first:?})",
                     sv.body
-                )
-            });
+                ),
+            )
         }
-        Err(e) => {
-            *passed = false;
-            ev.push(format!("✗ {shown}: {e}"));
-        }
-    }
+        Err(e) => (false, format!("✗ {shown}: {e}")),
+    })
 }
 
 /// Where a volume is mounted in the container that reads its files.
@@ -667,10 +656,7 @@ async fn read_files(
             format!("✗ {path} lacks {want} (it starts: {first:?})")
         });
     }
-    let opts = bollard::query_parameters::RemoveContainerOptionsBuilder::default()
-        .force(true)
-        .build();
-    let _ = docker.remove_container(&id, Some(opts)).await;
+    remove(docker, &id).await;
     Ok(())
 }
 

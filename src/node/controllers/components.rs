@@ -100,13 +100,6 @@ fn object(s: &Shown, replicas: usize) -> Value {
     })
 }
 
-fn ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// The status for `s` from its pods (`(pods, ready)`), the nodes that should run one, and the
 /// object's generation.
 fn status(s: &Shown, pods: usize, ready: usize, desired: usize, generation: i64) -> Value {
@@ -188,7 +181,7 @@ async fn reconcile(client: &kube::Client, s: &Shown, nodes: &[Node]) -> Result<(
         .await
         .map_err(|e| Error::Api(what(), e))?
         .items;
-    let ready = pods.iter().filter(|p| ready(p)).count();
+    let ready = pods.iter().filter(|p| super::common::is_ready(p)).count();
     let generation = existing.metadata.generation.unwrap_or(1);
     let want = status(s, pods.len(), ready, desired, generation);
     if existing.data.get("status") == Some(&want) {
