@@ -202,6 +202,26 @@ fn remount_writable() {
     }
 }
 
+/// On a hybrid cgroup host (v1 hierarchies plus a cgroup2 mount at /sys/fs/cgroup/unified)
+/// whose cgroup2 side holds controllers, crun refuses every container ("cgroups in hybrid mode
+/// not supported"). Pods only need the v1 hierarchies, so the node drops its own view of the
+/// cgroup2 mount; the host's stays as it is (Docker's mounts are private to the container).
+fn legacy_cgroups_for_crun() {
+    let unified = Path::new("/sys/fs/cgroup/unified");
+    let controllers =
+        std::fs::read_to_string(unified.join("cgroup.controllers")).unwrap_or_default();
+    if controllers.trim().is_empty() {
+        return;
+    }
+    match Command::new("umount").arg(unified).status() {
+        Ok(s) if s.success() => say(&format!(
+            "hybrid cgroups with cgroup2 controllers ({}): using the v1 hierarchies only",
+            controllers.trim()
+        )),
+        _ => say("could not unmount /sys/fs/cgroup/unified: crun may refuse to start pods"),
+    }
+}
+
 /// (Re)issue the API server's serving certificate so it covers the node's current addresses,
 /// which Docker may change across restarts.
 fn ensure_apiserver_cert(cfg: &NodeConfig, ips: &[std::net::IpAddr]) -> anyhow::Result<()> {
@@ -235,6 +255,7 @@ fn ensure_apiserver_cert(cfg: &NodeConfig, ips: &[std::net::IpAddr]) -> anyhow::
 pub async fn run() -> anyhow::Result<()> {
     let cfg = NodeConfig::load()?;
     remount_writable();
+    legacy_cgroups_for_crun();
     std::fs::create_dir_all(LOG_DIR)?;
     let ips = net::ipv4_addrs();
     if cfg.role == Role::ControlPlane {
