@@ -41,6 +41,9 @@ const VOLUME_REFRESH: Duration = Duration::from_secs(60);
 const MOUNT_RETRY: Duration = Duration::from_secs(5);
 /// How long a new node's first sandbox waits for the bundled images to be imported.
 const PRELOAD_WAIT: Duration = Duration::from_secs(30);
+/// The longest a new pod waits for its turn to start, so one slow start (a hung CNI call)
+/// cannot hold the node's other pods back.
+const START_QUEUE_WAIT: Duration = Duration::from_secs(2);
 /// Grace for containers of a pod the API no longer knows (its own grace period is lost with it).
 const ORPHAN_GRACE: i64 = 2;
 
@@ -83,6 +86,9 @@ pub struct Ctx {
     /// Pod uids whose probe results changed; taken by `run`.
     probe_changes: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
     backoff: Mutex<Backoff>,
+    /// New pods start one at a time: on a few shared cores, starts that share the CPU all finish
+    /// late, while starts in turn finish one after another (see `START_QUEUE_WAIT`).
+    starts: tokio::sync::Semaphore,
 }
 
 impl Ctx {
@@ -110,6 +116,7 @@ impl Ctx {
             mirror_wake: Arc::default(),
             probe_changes: Mutex::new(Some(probe_changes)),
             backoff: Mutex::default(),
+            starts: tokio::sync::Semaphore::new(1),
         }
     }
     fn backoff(&self) -> std::sync::MutexGuard<'_, Backoff> {
@@ -325,6 +332,7 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
         .is_some_and(|ph| ph == "Succeeded" || ph == "Failed");
 
     // 1. The sandbox: adopt a ready one (a restarted kubelet finds its pods by the uid label).
+    let mut turn = None;
     let mut sandboxes = ctx
         .cri
         .list_pod_sandboxes([(POD_UID_LABEL.to_string(), p.uid.to_string())].into())
@@ -343,6 +351,10 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
             return Ok(None);
         }
         None => {
+            // Held while the sandbox and the containers start (the CPU-heavy part).
+            turn = tokio::time::timeout(START_QUEUE_WAIT, ctx.starts.acquire())
+                .await
+                .ok();
             let attempt = sandboxes
                 .iter()
                 .filter_map(|s| s.metadata.as_ref())
@@ -545,6 +557,8 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
     ctx.prober.retain(p.uid, &probed_ids);
 
     let containers_done = began.elapsed();
+    // The next pod's start can use this node's CPU while the API server takes the status.
+    drop(turn);
     // 5. Status, written only when it changed.
     let view = PodView {
         host_ip: ctx.host_ip.clone(),
