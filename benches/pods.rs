@@ -42,6 +42,28 @@ fn pod(name: &str) -> Pod {
     .unwrap()
 }
 
+/// Busy CPU time of the whole machine so far (all cores, /proc/stat), in seconds.
+fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: all but idle and iowait are work.
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    busy / 100.0
+}
+
 /// When each pod was first seen Running.
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 /// When each pod was first seen bound to a node (the scheduler's share of the latency).
@@ -226,10 +248,17 @@ async fn main() {
     delete_all(&api, &nodes).await;
     SCHEDULED.lock().unwrap().clear();
 
+    // What the idle cluster costs, to take out of the bursts' CPU.
+    let (busy, clock) = (machine_busy(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_rate = (machine_busy() - busy) / clock.elapsed().as_secs_f64();
+    let mut burst_cpu = 0.0;
     let mut batched = vec![];
     for b in 0..BATCHES {
         let names: Vec<String> = (0..BATCH).map(|i| format!("batch-{b}-{i}")).collect();
+        let (busy, clock) = (machine_busy(), Instant::now());
         batched.extend(start_pods(&api, &seen, &names).await);
+        burst_cpu += machine_busy() - busy - idle_rate * clock.elapsed().as_secs_f64();
         if (b + 1) % (STEADY_PODS / BATCH) == 0 {
             // Keep the cluster from growing past what the memory figure is about.
             delete_all(&api, &nodes).await;
@@ -267,6 +296,16 @@ async fn main() {
     report("all (budget p50 0.5 s, p99 1.5 s)", all);
     let scheduled = std::mem::take(&mut *SCHEDULED.lock().unwrap());
     report("of which create → bound", scheduled);
+    // Why bursts wait: every start costs CPU on the same few cores, so the last of a burst can
+    // finish no sooner than the burst's whole CPU time spread over all cores.
+    let per_pod = burst_cpu / (BATCHES * BATCH) as f64;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "  CPU per pod start (whole machine, idle cluster's share taken out): {:.0} ms; \
+         a burst of {BATCH} needs at least {:.2} s of {cores} cores",
+        per_pod * 1000.0,
+        per_pod * BATCH as f64 / cores as f64
+    );
 
     let names: Vec<String> = (0..STEADY_PODS).map(|i| format!("steady-{i}")).collect();
     for chunk in names.chunks(BATCH) {
