@@ -7,6 +7,7 @@ pub mod defaults;
 pub mod deletion;
 pub mod discovery;
 pub mod etcd;
+pub mod fanout;
 pub mod handlers;
 pub mod immutable;
 pub mod openapi;

@@ -1,6 +1,7 @@
 //! Objects in etcd: JSON under `/registry/<resource>/[<namespace>/]<name>`, with resourceVersion
 //! taken from etcd's mod revision on the way out and never stored.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -9,6 +10,7 @@ use futures::{Stream, StreamExt};
 use serde_json::{Value, json};
 
 use super::etcd::{self, Cmp, Etcd, Kv, Op, TxnOutcome, WatchItem};
+use super::fanout::{Change, Hubs, Item};
 use super::resources::ResourceType;
 use super::status::ApiError;
 
@@ -60,6 +62,8 @@ pub type Filter = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
 #[derive(Clone)]
 pub struct Store {
     pub etcd: Etcd,
+    /// The shared watches, one per type.
+    hubs: Hubs,
 }
 
 fn decode(kv: &Kv) -> Result<Value> {
@@ -131,7 +135,10 @@ fn first_taken(check: &[String], current: &[Option<Kv>], skip: usize) -> Option<
 
 impl Store {
     pub fn new(etcd: Etcd) -> Self {
-        Store { etcd }
+        Store {
+            etcd,
+            hubs: Hubs::default(),
+        }
     }
 
     pub async fn get(&self, rt: &ResourceType, ns: Option<&str>, name: &str) -> Result<Value> {
@@ -364,21 +371,31 @@ impl Store {
 
     /// Events after revision `from` for objects under the type's prefix, filtered the way
     /// upstream's watch cache does: an object leaving the filter is DELETED, entering is ADDED.
+    /// The type's shared watch serves it; a start older than its window watches etcd alone.
     pub async fn watch(
         &self,
         rt: &ResourceType,
         ns: Option<&str>,
         from: i64,
         filter: Filter,
-    ) -> Result<impl Stream<Item = WatchOut> + Send + 'static + use<>> {
-        let stream = match self.etcd.watch(&rt.prefix(ns), from + 1).await {
-            Ok(s) => s,
-            Err(etcd::Error::Compacted(c)) => return Err(etcd::Error::Compacted(c).into()),
-            Err(e) => return Err(e.into()),
-        };
+    ) -> Result<Pin<Box<dyn Stream<Item = WatchOut> + Send>>> {
         let gv = rt.group_version();
+        let within = rt.prefix(ns);
+        let shared = self
+            .hubs
+            .subscribe(&self.etcd, &rt.prefix(None), from, change_of)
+            .await?;
+        if let Some(items) = shared {
+            return Ok(Box::pin(items.filter_map(move |item| {
+                futures::future::ready(match item {
+                    Item::Progress(rev) => Some(WatchOut::Progress(rev)),
+                    Item::Change(c) if c.key.starts_with(&within) => to_watch_out(&c, &filter, &gv),
+                    Item::Change(_) => None,
+                })
+            })));
+        }
+        let stream = self.etcd.watch(&within, from + 1).await?;
         let out = stream.flat_map(move |item| {
-            let filter = filter.clone();
             let outs: Vec<WatchOut> = match item {
                 Err(etcd::Error::Compacted(c)) => vec![WatchOut::Error(ApiError::gone(format!(
                     "too old resource version: {from} ({c})"
@@ -387,27 +404,36 @@ impl Store {
                 Ok(WatchItem::Progress(rev)) => vec![WatchOut::Progress(rev)],
                 Ok(WatchItem::Events(events)) => events
                     .into_iter()
-                    .filter_map(|ev| to_watch_out(ev, &filter, &gv))
+                    .filter_map(|ev| to_watch_out(&change_of(ev), &filter, &gv))
                     .collect(),
             };
             futures::stream::iter(outs)
         });
-        Ok(out)
+        Ok(Box::pin(out))
     }
 }
 
-fn to_watch_out(ev: etcd::WatchEvent, filter: &Filter, gv: &str) -> Option<WatchOut> {
-    let revision = ev.kv.mod_revision;
-    let as_served = |kv: &Kv| {
-        decode(kv).ok().map(|mut v| {
-            v["apiVersion"] = json!(gv);
-            v
-        })
+/// One etcd change decoded (objects that are not valid JSON are left out, as a list does).
+fn change_of(ev: etcd::WatchEvent) -> Change {
+    Change {
+        revision: ev.kv.mod_revision,
+        deleted: ev.deleted,
+        object: (!ev.deleted).then(|| decode(&ev.kv).ok()).flatten(),
+        prev: ev.prev.as_ref().and_then(|kv| decode(kv).ok()),
+        key: ev.kv.key,
+    }
+}
+
+fn to_watch_out(c: &Change, filter: &Filter, gv: &str) -> Option<WatchOut> {
+    let revision = c.revision;
+    let as_served = |v: &Value| {
+        let mut v = v.clone();
+        v["apiVersion"] = json!(gv);
+        v
     };
-    let prev = ev.prev.as_ref().and_then(as_served);
-    let prev_in = prev.as_ref().is_some_and(|p| filter(p));
-    if ev.deleted {
-        let mut obj = prev?;
+    let prev_in = c.prev.as_ref().is_some_and(|p| filter(p));
+    if c.deleted {
+        let mut obj = as_served(c.prev.as_ref()?);
         // A deleted object's last resourceVersion is the deletion's revision, as upstream.
         obj["metadata"]["resourceVersion"] = json!(revision.to_string());
         return prev_in.then_some(WatchOut::Event {
@@ -416,9 +442,9 @@ fn to_watch_out(ev: etcd::WatchEvent, filter: &Filter, gv: &str) -> Option<Watch
             revision,
         });
     }
-    let obj = as_served(&ev.kv)?;
-    let now_in = filter(&obj);
-    let kind = match (prev.is_some() && prev_in, now_in) {
+    let obj = c.object.as_ref()?;
+    let now_in = filter(obj);
+    let kind = match (c.prev.is_some() && prev_in, now_in) {
         (true, true) => "MODIFIED",
         (false, true) => "ADDED",
         (true, false) => "DELETED",
@@ -426,7 +452,7 @@ fn to_watch_out(ev: etcd::WatchEvent, filter: &Filter, gv: &str) -> Option<Watch
     };
     Some(WatchOut::Event {
         kind,
-        object: obj,
+        object: as_served(obj),
         revision,
     })
 }
@@ -473,7 +499,7 @@ mod tests {
             prev: Some(kv(r#"{"metadata":{"labels":{"app":"web"}}}"#, 4)),
         };
         let filter: Filter = Arc::new(|o: &Value| o["metadata"]["labels"]["app"] == "web");
-        let Some(WatchOut::Event { kind, .. }) = to_watch_out(ev, &filter, "v1") else {
+        let Some(WatchOut::Event { kind, .. }) = to_watch_out(&change_of(ev), &filter, "v1") else {
             panic!("expected an event")
         };
         assert_eq!(kind, "DELETED");
