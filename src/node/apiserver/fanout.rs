@@ -15,9 +15,10 @@ use super::etcd::{self, Etcd, WatchItem};
 /// Changes kept per type for watches that start behind the newest change. Older starts get a
 /// watch of their own on etcd, as before.
 const WINDOW: usize = 100;
-/// How far a watcher may fall behind before it is cut off; its client watches again from the
-/// last change it saw, as clients do when a watch ends.
-const LAG: usize = 1024;
+/// How far a watcher may fall behind before it is cut off, as upstream's watch cache closes
+/// unresponsive watchers; its client watches again from the last change it saw. The channel
+/// keeps this many changes alive, so it also bounds the memory a busy type holds.
+const LAG: usize = 256;
 
 /// One change under a type's prefix, decoded once for every watcher.
 #[derive(Debug)]
