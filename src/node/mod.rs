@@ -13,6 +13,18 @@ pub mod scheduler;
 pub mod supervisor;
 pub mod upgrade;
 
+/// `t` cut to whole seconds, as upstream writes a metav1.Time (Go's RFC 3339 format drops the
+/// fraction). Rounding instead could date an effect (a Job's next pod) before its cause (the
+/// exit of the last one).
+pub fn whole_seconds(t: jiff::Timestamp) -> jiff::Timestamp {
+    jiff::Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
+/// Now, as a metav1.Time is written.
+pub fn now_seconds() -> jiff::Timestamp {
+    whole_seconds(jiff::Timestamp::now())
+}
+
 /// A Kubernetes client authenticated by the kubeconfig file at `path` (a node's own credentials).
 pub async fn client_from(path: &str) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(path)?;

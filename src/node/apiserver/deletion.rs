@@ -171,7 +171,7 @@ pub fn pod_grace(rt: &ResourceType, pod: &Value, opts: &DeleteOptions) -> Option
 pub const DEFAULT_POD_GRACE_SECONDS: i64 = 30;
 
 fn rfc3339(t: jiff::Timestamp) -> String {
-    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    crate::node::whole_seconds(t).to_string()
 }
 
 /// The pod marked for deletion in `grace` seconds (the kubelet stops it and removes it), or

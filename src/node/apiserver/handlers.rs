@@ -1289,9 +1289,7 @@ fn fold_string_data(rt: &ResourceType, obj: &mut Value) {
 }
 
 pub fn now_rfc3339() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    crate::node::now_seconds().to_string()
 }
 
 /// Turns watch items into newline-terminated JSON events, remembering the last revision for

@@ -444,7 +444,7 @@ fn to_watch_out(c: &Change, filter: &Filter, gv: &str) -> Option<WatchOut> {
     }
     let obj = c.object.as_ref()?;
     let now_in = filter(obj);
-    let kind = match (c.prev.is_some() && prev_in, now_in) {
+    let kind = match (prev_in, now_in) {
         (true, true) => "MODIFIED",
         (false, true) => "ADDED",
         (true, false) => "DELETED",

@@ -112,11 +112,7 @@ pub async fn record(
         .namespace
         .clone()
         .unwrap_or_else(|| "default".into());
-    let now = Time(
-        jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap_or(jiff::Timestamp::now()),
-    );
+    let now = now_time();
     let ev = Event {
         metadata: ObjectMeta {
             generate_name: Some(format!("{}.", involved.name.as_deref().unwrap_or_default())),
@@ -231,15 +227,14 @@ pub fn selector_query(selector: &LabelSelector) -> String {
     parts.join(",")
 }
 
-/// Now, rounded to the second as upstream's metav1.Time serializes it.
+/// Now, as a metav1.Time (whole seconds).
 pub fn now_time() -> Time {
-    let now = jiff::Timestamp::now();
-    Time(now.round(jiff::Unit::Second).unwrap_or(now))
+    Time(crate::node::now_seconds())
 }
 
-/// `t` as a metav1.Time, rounded to the second.
+/// `t` as a metav1.Time (whole seconds).
 pub fn now_time_at(t: jiff::Timestamp) -> Time {
-    Time(t.round(jiff::Unit::Second).unwrap_or(t))
+    Time(crate::node::whole_seconds(t))
 }
 
 /// Upstream's `ToleratesTaint`: key (or an empty key with Exists), effect (or any) and value

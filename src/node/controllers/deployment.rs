@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -203,14 +203,6 @@ fn template_of(d: &Deployment) -> PodTemplateSpec {
         .unwrap_or_default()
 }
 
-fn now_time() -> Time {
-    Time(
-        jiff::Timestamp::now()
-            .round(jiff::Unit::Second)
-            .unwrap_or(jiff::Timestamp::now()),
-    )
-}
-
 /// Upstream's `SetDeploymentCondition`: the same status and reason change nothing; the same
 /// status keeps its transition time.
 fn set_condition(
@@ -220,7 +212,7 @@ fn set_condition(
     reason: &str,
     message: String,
 ) {
-    let now = now_time();
+    let now = common::now_time();
     let mut c = DeploymentCondition {
         type_: type_.into(),
         status: status.into(),

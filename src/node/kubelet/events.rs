@@ -64,7 +64,7 @@ impl Recorder {
             }
         });
         let now = jiff::Timestamp::now();
-        let now_s = now.round(jiff::Unit::Second).unwrap_or(now).to_string();
+        let now_s = crate::node::whole_seconds(now).to_string();
         let key = (
             ns.clone(),
             uid.clone(),

@@ -151,12 +151,8 @@ pub fn desired_node(cfg: &NodeConfig) -> Node {
 /// A merge patch for `nodes/<name>/status`: conditions, addresses, capacity and nodeInfo.
 /// `ready_since` is when Ready last changed, so heartbeats keep lastTransitionTime stable.
 pub fn status_patch(facts: &NodeFacts, ready: bool, ready_since: jiff::Timestamp) -> Value {
-    let now = jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or(jiff::Timestamp::now());
-    let since = ready_since.round(jiff::Unit::Second).unwrap_or(ready_since);
-    let now = now.to_string();
-    let since = since.to_string();
+    let now = crate::node::now_seconds().to_string();
+    let since = crate::node::whole_seconds(ready_since).to_string();
     let cond = |ty: &str, status: &str, reason: &str, message: &str, at: &str| {
         json!({"type": ty, "status": status, "reason": reason, "message": message,
                "lastHeartbeatTime": now, "lastTransitionTime": at})

@@ -301,8 +301,7 @@ fn nanos_to_ts(ns: i64) -> Timestamp {
 }
 
 fn now_rfc3339() -> String {
-    let now = Timestamp::now();
-    now.round(jiff::Unit::Second).unwrap_or(now).to_string()
+    crate::node::now_seconds().to_string()
 }
 
 /// Brings the runtime in line with `pod`, reports its status, and says when to look again
@@ -351,10 +350,6 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
             return Ok(None);
         }
         None => {
-            // Held while the sandbox and the containers start (the CPU-heavy part).
-            turn = tokio::time::timeout(START_QUEUE_WAIT, ctx.starts.acquire())
-                .await
-                .ok();
             let attempt = sandboxes
                 .iter()
                 .filter_map(|s| s.metadata.as_ref())
@@ -368,6 +363,10 @@ async fn sync(ctx: &Ctx, state: &mut PodState, pod: &Pod) -> Result<Option<Durat
             }
             std::fs::create_dir_all(spec::log_directory(&p))?;
             wait_for_preloaded_images().await;
+            // Held while the sandbox and the containers start (the CPU-heavy part).
+            turn = tokio::time::timeout(START_QUEUE_WAIT, ctx.starts.acquire())
+                .await
+                .ok();
             let config =
                 spec::sandbox_config(pod, attempt, &spec::pod_dns(pod, &ctx.dns, ctx.cluster_dns));
             let id = match ctx.cri.run_pod_sandbox(config).await {

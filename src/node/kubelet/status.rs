@@ -84,17 +84,7 @@ pub struct PodView {
 
 pub fn rfc3339_nanos(ns: i64) -> String {
     jiff::Timestamp::from_nanosecond(ns as i128)
-        .ok()
-        // Cut to whole seconds as Go's RFC 3339 formatting does: rounding up would date an exit
-        // after what the exit caused (the Job's next pod is created after its pod finished).
-        .and_then(|t| {
-            t.round(
-                jiff::TimestampRound::new()
-                    .smallest(jiff::Unit::Second)
-                    .mode(jiff::RoundMode::Trunc),
-            )
-            .ok()
-        })
+        .map(crate::node::whole_seconds)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         .to_string()
 }

@@ -152,9 +152,7 @@ async fn bind(client: kube::Client, pod: Pod, node: String) -> anyhow::Result<()
 async fn set_unschedulable(pods: &Api<Pod>, pod: &Pod, message: &str) {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Pod> = Api::namespaced(pods.clone().into_client(), &ns);
-    let now = jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or(jiff::Timestamp::now());
+    let now = crate::node::now_seconds();
     let patch = json!({"status": {"phase": "Pending", "conditions": [{
         "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
         "message": message, "lastTransitionTime": now.to_string(),
@@ -171,9 +169,7 @@ async fn set_unschedulable(pods: &Api<Pod>, pod: &Pod, message: &str) {
 async fn event(client: &kube::Client, pod: &Pod, type_: &str, reason: &str, message: &str) {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let api: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let now = jiff::Timestamp::now()
-        .round(jiff::Unit::Second)
-        .unwrap_or(jiff::Timestamp::now());
+    let now = crate::node::now_seconds();
     let pod_name = pod.metadata.name.clone().unwrap_or_default();
     let ev = json!({
         "metadata": {"generateName": format!("{pod_name}."), "namespace": ns},
